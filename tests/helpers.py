@@ -1,0 +1,153 @@
+"""Shared test machinery: a generated parallel corpus, fairseq's own option parsing, training.
+
+Everything here goes through fairseq's real code paths (``fairseq-preprocess``'s main, the
+training parser, ``convert_namespace_to_omegaconf``, ``fairseq_cli.train.main``) so that the
+tests exercise the configuration path a user's command line takes.
+"""
+
+import contextlib
+import io
+import os
+import random
+from pathlib import Path
+
+import torch
+
+import fairseq_searnn
+from fairseq_searnn.cli import user_dir
+
+USER_DIR = user_dir()
+REPO = Path(fairseq_searnn.__file__).resolve().parent.parent
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+
+# Tiny architectures: fast enough for many in-process runs on 2 CPU cores.
+ARCH_ARGS = {
+    "lstm": [
+        "--arch", "lstm",
+        "--encoder-embed-dim", "16", "--encoder-hidden-size", "16",
+        "--decoder-embed-dim", "16", "--decoder-hidden-size", "16",
+        "--decoder-out-embed-dim", "16",
+    ],
+    "transformer": [
+        "--arch", "transformer",
+        "--encoder-layers", "1", "--decoder-layers", "1",
+        "--encoder-embed-dim", "16", "--decoder-embed-dim", "16",
+        "--encoder-ffn-embed-dim", "32", "--decoder-ffn-embed-dim", "32",
+        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
+    ],
+}
+
+SRC_ALPHABET = [chr(ord("a") + i) for i in range(12)]
+
+
+def _target_of(src_words):
+    """The toy translation: reverse the sentence and map each letter to an upper-case token;
+    letters ``a``/``b`` become two tokens, so lengths differ between source and target."""
+    out = []
+    for w in reversed(src_words):
+        out.append(w.upper())
+        if w in ("a", "b"):
+            out.append(w.upper() + w.upper())
+    return out
+
+
+def write_parallel_corpus(directory, n_train=200, n_valid=24, seed=1, max_len=7):
+    """Write ``{train,valid}.{src,tgt}`` text files of a deterministic toy translation task.
+
+    Sentences have 1..max_len source tokens; targets are a reversal with some 1->2 expansions.
+    """
+    rng = random.Random(seed)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        src_lines, tgt_lines = [], []
+        for _ in range(n):
+            words = [rng.choice(SRC_ALPHABET) for _ in range(rng.randint(1, max_len))]
+            src_lines.append(" ".join(words))
+            tgt_lines.append(" ".join(_target_of(words)))
+        (directory / f"{split}.src").write_text("\n".join(src_lines) + "\n")
+        (directory / f"{split}.tgt").write_text("\n".join(tgt_lines) + "\n")
+    return directory
+
+
+def binarize(text_dir, dest_dir, src="src", tgt="tgt", joined=False, extra=()):
+    """Binarise ``text_dir/{train,valid}.{src,tgt}`` with fairseq's own preprocessing."""
+    from fairseq import options
+    from fairseq_cli import preprocess
+
+    text_dir = Path(text_dir)
+    argv = [
+        "--source-lang", src, "--target-lang", tgt,
+        "--trainpref", str(text_dir / "train"), "--validpref", str(text_dir / "valid"),
+        "--destdir", str(dest_dir), "--workers", "1",
+    ]
+    if joined:
+        argv.append("--joined-dictionary")
+    argv.extend(extra)
+    args = options.get_preprocessing_parser().parse_args(argv)
+    with contextlib.redirect_stdout(io.StringIO()):
+        preprocess.main(args)
+    return Path(dest_dir)
+
+
+def train_argv(data_dir, arch="lstm", criterion="cross_entropy", extra=(), task="translation"):
+    """Command-line arguments (without the program name) for a tiny, deterministic run."""
+    return [
+        str(data_dir), "--user-dir", USER_DIR, "--task", task,
+        "--source-lang", "src", "--target-lang", "tgt",
+        *ARCH_ARGS[arch], "--criterion", criterion,
+        "--dropout", "0", "--optimizer", "adam", "--lr", "0.005",
+        "--max-tokens", "400", "--seed", "1", "--num-workers", "0",
+        "--cpu", "--no-progress-bar", "--log-format", "simple", "--log-interval", "1",
+        *extra,
+    ]
+
+
+def parse_cfg(argv):
+    """Run ``argv`` through fairseq's training parser and return the omegaconf config."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, list(argv))
+    return convert_namespace_to_omegaconf(args)
+
+
+def build(data_dir, arch="lstm", criterion="cross_entropy", extra=(), task="translation"):
+    """Build (cfg, task, model, criterion) exactly as fairseq-train does, seeded, in eval mode."""
+    from fairseq import tasks
+
+    cfg = parse_cfg(train_argv(data_dir, arch, criterion, extra, task))
+    torch.manual_seed(cfg.common.seed)
+    task_obj = tasks.setup_task(cfg.task)
+    task_obj.load_dataset("valid")
+    model = task_obj.build_model(cfg.model)
+    crit = task_obj.build_criterion(cfg.criterion)
+    model.eval()
+    return cfg, task_obj, model, crit
+
+
+def valid_batch(task_obj, max_sentences=8, split="valid"):
+    """First batch of ``split`` (a fairseq sample dict) with at most ``max_sentences``."""
+    if split not in task_obj.datasets:
+        task_obj.load_dataset(split)
+    itr = task_obj.get_batch_iterator(
+        dataset=task_obj.dataset(split), max_sentences=max_sentences, seed=1
+    ).next_epoch_itr(shuffle=False)
+    return next(iter(itr))
+
+
+def run_training(argv):
+    """Run ``fairseq_cli.train.main`` in-process on ``argv``; returns the final config."""
+    from fairseq_cli import train
+
+    cfg = parse_cfg(argv)
+    train.main(cfg)
+    return cfg
+
+
+def env_without_repo():
+    """Environment for subprocesses started outside the repository (no PYTHONPATH hacks)."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
