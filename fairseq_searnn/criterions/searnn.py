@@ -1,0 +1,189 @@
+"""SeaRNN criterions: ``searnn_ll``, ``searnn_kl`` (full) and ``searnn_sll``, ``searnn_skl``
+(sampled candidates, softmax restricted to them). Leblond et al., ICLR 2018.
+
+One training step: :meth:`collect_costs` (no grad, eval mode: roll-in, candidates, roll-outs,
+cost vectors), then one ordinary teacher-forced ``model(...)`` call on ``[EOS] + roll-in[:-1]``
+(so distributed wrappers see a normal forward), then the per-cell loss summed over cells.
+"""
+
+import math
+
+import torch
+from fairseq import utils
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.logging import metrics
+
+from fairseq_searnn.criterions.searnn_config import SearnnConfig, check, search_config
+from fairseq_searnn.search import losses, sampling
+from fairseq_searnn.search.decoding import Decoder
+from fairseq_searnn.search.engine import Search, content, prev_output_tokens
+from fairseq_searnn.search.rollin import decode_rollin
+
+_SUMMED = ("loss", "nll_loss", "ntokens", "nsentences", "sample_size", "searnn_cells",
+           "searnn_min_cost", "searnn_ref_cost", "searnn_rollouts", "searnn_learned_rollouts",
+           "searnn_search_time", "searnn_greedy_cost", "searnn_greedy_sentences",
+           "searnn_mle_active")
+
+
+class SearnnCriterion(FairseqCriterion):
+    """Shared SeaRNN criterion; subclasses fix the loss and whether candidates are sampled."""
+
+    loss_name = "kl"
+    sampled = False
+
+    def __init__(self, task, cfg: SearnnConfig):
+        super().__init__(task)
+        tgt_dict = task.target_dictionary
+        check(cfg, self.sampled, len(sampling.allowed_tokens(tgt_dict)))
+        self.cfg = cfg
+        self.search = Search(search_config(cfg), tgt_dict)
+        self.eos = tgt_dict.eos()
+        self.loss_fn = losses.get_loss(cfg.searnn_loss or self.loss_name)
+        self.mle_only = False  # set by the task during warm-up updates
+
+    def collect_costs(self, model, sample):
+        """Cost vectors for ``sample`` (no grad, eval mode): a ``SearchResult``."""
+        _require_incremental(model)
+        return self.search.collect(model, sample, seed=torch.initial_seed())
+
+    def forward(self, model, sample, reduce=True):
+        if not model.training and not self.cfg.searnn_full_valid_loss:
+            return self._cheap_valid(model, sample)
+        if self.mle_only:
+            return self._mle(model, sample)
+        res = self.collect_costs(model, sample)
+        reference_rollin = self.cfg.rollin == "reference"
+        net_input = dict(sample["net_input"])
+        if not reference_rollin:
+            net_input["prev_output_tokens"] = prev_output_tokens(res.rollin, self.padding_idx,
+                                                                 self.eos)
+        net_output = model(**net_input)
+        lprobs = model.get_normalized_probs(net_output, log_probs=True).float()
+        lp = lprobs.gather(-1, res.candidates.masked_fill(~res.mask, self.eos))
+        if self.sampled:
+            lp = losses.restrict(lp, res.mask)
+        cells = res.mask.any(-1)
+        loss = self.loss_fn(lp, res.costs, res.mask, self.cfg.searnn_alpha)[cells].sum()
+        if reference_rollin:
+            nll = _nll(lprobs, sample["target"], self.padding_idx)
+        else:
+            w = self.cfg.searnn_mle_weight
+            with torch.set_grad_enabled(w > 0 and torch.is_grad_enabled()):
+                nll = _nll(model.get_normalized_probs(model(**sample["net_input"]), True).float(),
+                           sample["target"], self.padding_idx)
+        w = self.cfg.searnn_mle_weight
+        if w > 0:
+            loss = (1 - w) * loss + w * nll
+        masked = res.costs.masked_fill(~res.mask, float("inf"))
+        log = self._log(sample, loss, nll, int(cells.sum()))
+        log.update(
+            searnn_min_cost=masked.min(-1).values[cells].sum().data,
+            searnn_ref_cost=res.costs[..., 0][cells].sum().data,
+            searnn_rollouts=res.stats["rollouts"],
+            searnn_learned_rollouts=res.stats["learned_rollouts"],
+            searnn_search_time=res.stats["search_time"],
+        )
+        return loss, log["sample_size"], log
+
+    def _mle(self, model, sample):
+        """Token cross-entropy on the gold target (warm-up updates)."""
+        lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
+        nll = _nll(lprobs.float(), sample["target"], self.padding_idx)
+        log = self._log(sample, nll, nll, sample["ntokens"])
+        log["searnn_mle_active"] = log["nsentences"]
+        return nll, sample["ntokens"], log
+
+    def _cheap_valid(self, model, sample):
+        """Validation: gold NLL (as ``loss``) and the cost of the greedy roll-in."""
+        _require_incremental(model)
+        lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
+        nll = _nll(lprobs.float(), sample["target"], self.padding_idx)
+        log = self._log(sample, nll, nll, sample["ntokens"])
+        s = self.search
+        encoder_out = model.encoder.forward_torchscript(sample["net_input"])
+        src_len = sample["net_input"]["src_lengths"]
+        max_len = (s.cfg.max_len_a * src_len.double() + s.cfg.max_len_b).long()
+        hyp = decode_rollin(Decoder(model, encoder_out, self.padding_idx, self.eos), max_len,
+                            None, 0.0, None)
+        pad = self.padding_idx
+        cost = s.cost_fn(content(hyp, pad, self.eos), content(sample["target"], pad, self.eos),
+                         pad)
+        log.update(searnn_greedy_cost=cost.sum().data, searnn_greedy_sentences=cost.numel())
+        return nll, sample["ntokens"], log
+
+    def _log(self, sample, loss, nll, sample_size):
+        log = dict.fromkeys(_SUMMED, 0)
+        log.update(loss=loss.data, nll_loss=nll.data, ntokens=sample["ntokens"],
+                   nsentences=sample["target"].size(0), sample_size=sample_size,
+                   searnn_cells=sample_size)
+        return log
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        total = {k: sum(float(log.get(k, 0)) for log in logging_outputs) for k in _SUMMED}
+        size, ntok, cells = total["sample_size"], total["ntokens"], total["searnn_cells"]
+        metrics.log_scalar("loss", total["loss"] / max(size, 1) / math.log(2), size, round=3)
+        metrics.log_scalar("nll_loss", total["nll_loss"] / max(ntok, 1) / math.log(2), ntok,
+                           round=3)
+        metrics.log_derived("ppl", lambda m: utils.get_perplexity(m["nll_loss"].avg))
+        if total["searnn_rollouts"] > 0:
+            metrics.log_scalar("min_cost", total["searnn_min_cost"] / cells, cells, round=4)
+            metrics.log_scalar("ref_cost", total["searnn_ref_cost"] / cells, cells, round=4)
+            rollouts = total["searnn_rollouts"]
+            metrics.log_scalar("learned_share", total["searnn_learned_rollouts"] / rollouts,
+                               rollouts, round=3)
+            metrics.log_scalar("rollouts_per_s",
+                               rollouts / max(total["searnn_search_time"], 1e-9), round=1)
+        if total["searnn_greedy_sentences"] > 0:
+            n = total["searnn_greedy_sentences"]
+            metrics.log_scalar("greedy_cost", total["searnn_greedy_cost"] / n, n, round=4)
+        n = total["nsentences"]
+        metrics.log_scalar("mle_active", total["searnn_mle_active"] / max(n, 1), n, round=2)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
+
+
+def _nll(lprobs, target, pad):
+    """Summed token NLL of ``target: [B, T]`` under ``lprobs: [B, T, V]``, pad ignored."""
+    nll = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return nll.masked_fill(target.eq(pad), 0.0).sum()
+
+
+def _require_incremental(model):
+    from fairseq.models import FairseqIncrementalDecoder
+
+    decoder = getattr(model, "decoder", None)
+    if not isinstance(decoder, FairseqIncrementalDecoder):
+        raise ValueError(
+            f"SeaRNN criterions need an encoder-decoder model with a FairseqIncrementalDecoder "
+            f"(got {type(decoder).__name__}): roll-ins and roll-outs decode incrementally")
+
+
+@register_criterion("searnn_ll", dataclass=SearnnConfig)
+class SearnnLL(SearnnCriterion):
+    """LL: log-loss on the minimum-cost token of every cell, full softmax (eq. 3)."""
+
+    loss_name = "ll"
+
+
+@register_criterion("searnn_kl", dataclass=SearnnConfig)
+class SearnnKL(SearnnCriterion):
+    """KL: cross-entropy to softmax(-alpha * costs), full softmax (eq. 4)."""
+
+    loss_name = "kl"
+
+
+@register_criterion("searnn_sll", dataclass=SearnnConfig)
+class SearnnSLL(SearnnCriterion):
+    """sLL: LL over K sampled candidates, softmax restricted to them (Section 5)."""
+
+    loss_name, sampled = "ll", True
+
+
+@register_criterion("searnn_skl", dataclass=SearnnConfig)
+class SearnnSKL(SearnnCriterion):
+    """sKL: KL over K sampled candidates, softmax restricted to them (Section 5)."""
+
+    loss_name, sampled = "kl", True

@@ -1,0 +1,115 @@
+"""Options of the SeaRNN criterions (``--searnn-*``, ``--rollin*``, ``--rollout*``)."""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+
+from fairseq_searnn import costs
+from fairseq_searnn.search import engine, reference, sampling
+from fairseq_searnn.search.rollin import ROLLINS
+
+
+@dataclass
+class SearnnConfig(FairseqDataclass):
+    searnn_cost: ChoiceEnum(costs.available()) = field(
+        default="bleu", metadata={"help": "test error scoring each roll-out (cost vectors)"})
+    rollin: ChoiceEnum(ROLLINS) = field(
+        default="learned", metadata={"help": "roll-in policy: the target (reference), greedy "
+                                     "decoding (learned), or per-step mixture (mixed)"})
+    rollin_ref_prob: float = field(
+        default=0.5, metadata={"help": "mixed roll-in: probability of the reference action "
+                               "per step"})
+    rollout: ChoiceEnum(engine.ROLLOUTS) = field(
+        default="mixed", metadata={"help": "roll-out policy: reference, learned (greedy), mixed "
+                                   "(reference with --rollout-ref-prob), focused (m learned "
+                                   "steps, then reference)"})
+    rollout_ref_prob: float = field(
+        default=0.5, metadata={"help": "mixed roll-out: probability of a reference roll-out"})
+    rollout_mix_granularity: ChoiceEnum(engine.MIX_GRANULARITIES) = field(
+        default="rollout", metadata={"help": "mixed roll-out: draw the policy per roll-out or "
+                                     "once per sentence"})
+    rollout_focused_steps: int = field(
+        default=3, metadata={"help": "focused roll-out: learned steps before the reference"})
+    rollout_max_len_a: float = field(
+        default=0.0, metadata={"help": "learned roll-in/roll-outs hold at most "
+                               "int(a * src_len + b) content tokens"})
+    rollout_max_len_b: int = field(default=200, metadata={"help": "see --rollout-max-len-a"})
+    rollout_batch_size: int = field(
+        default=4096, metadata={"help": "learned roll-outs decoded together (rows per chunk)"})
+    searnn_reference: ChoiceEnum(reference.POLICIES) = field(
+        default="copy", metadata={"help": "reference policy: copy the target after the cell, or "
+                                  "the best suffix of the target (Appendix C.2)"})
+    searnn_reference_cost: Optional[ChoiceEnum(costs.available())] = field(
+        default=None, metadata={"help": "best-suffix selection cost (default: --searnn-cost; "
+                                "bleu1 is the paper's NMT recipe)"})
+    searnn_tokens: int = field(
+        default=0, metadata={"help": "sampled criterions: tokens drawn per cell (K)"})
+    searnn_token_sampling: ChoiceEnum(sampling.STRATEGIES) = field(
+        default="topk", metadata={"help": "how the K tokens are drawn"})
+    searnn_sampling_temperature: float = field(
+        default=2.0, metadata={"help": "biased sampling: temperature (> 1 boosts rare tokens)"})
+    searnn_neighbors: int = field(
+        default=0, metadata={"help": "topk-neighbors: reference tokens within +-W positions"})
+    searnn_cells: int = field(
+        default=0, metadata={"help": "cells rolled out per sentence, drawn uniformly (0: all)"})
+    searnn_alpha: float = field(
+        default=1.0, metadata={"help": "KL: target distribution softmax(-alpha * cost); "
+                               "llcas/hinge: cost scale"})
+    searnn_loss: Optional[ChoiceEnum(["llcas", "hinge"])] = field(
+        default=None, metadata={"help": "replace LL/KL by an appendix loss (C.1)"})
+    searnn_mle_weight: float = field(
+        default=0.0, metadata={"help": "(1 - w) * SeaRNN loss + w * token cross-entropy"})
+    searnn_full_valid_loss: bool = field(
+        default=False, metadata={"help": "validate with the full SeaRNN loss (default: gold "
+                                 "NLL and the greedy roll-in's cost)"})
+
+
+def check(cfg: SearnnConfig, sampled: bool, vocab: int) -> None:
+    """Raise ``ValueError`` naming the option for any invalid value or combination."""
+    def fail(msg):
+        raise ValueError(msg)
+
+    for name in ("rollin_ref_prob", "rollout_ref_prob", "searnn_mle_weight"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}")
+    if cfg.searnn_alpha <= 0:
+        fail(f"--searnn-alpha must be > 0, got {cfg.searnn_alpha}")
+    if cfg.searnn_sampling_temperature <= 0:
+        fail("--searnn-sampling-temperature must be > 0")
+    if sampled and cfg.searnn_tokens <= 0:
+        fail("sampled SeaRNN criterions need --searnn-tokens K > 0")
+    if not sampled and cfg.searnn_tokens > 0:
+        fail("--searnn-tokens applies to searnn_sll / searnn_skl; the full criterions try "
+             "every symbol")
+    if cfg.searnn_tokens > vocab:
+        fail(f"--searnn-tokens {cfg.searnn_tokens} exceeds the {vocab} candidate symbols of "
+             "the target dictionary")
+    if cfg.searnn_neighbors < 0 or (
+            cfg.searnn_neighbors > 0 and cfg.searnn_token_sampling != "topk-neighbors"):
+        fail("--searnn-neighbors W >= 0 needs --searnn-token-sampling topk-neighbors")
+    if cfg.searnn_cells < 0:
+        fail("--searnn-cells must be >= 0 (0: every cell)")
+    if cfg.rollout_batch_size <= 0:
+        fail("--rollout-batch-size must be > 0")
+    if cfg.rollout_max_len_b < 0 or cfg.rollout_max_len_a < 0:
+        fail("--rollout-max-len-a/-b must be >= 0")
+    if cfg.rollout == "focused" and cfg.rollout_focused_steps < 1:
+        fail("--rollout-focused-steps must be >= 1")
+    if vocab == 0:
+        fail("the target dictionary has no candidate symbol (only special symbols)")
+
+
+def search_config(cfg: SearnnConfig) -> "engine.SearchConfig":
+    """The engine's plain settings from the criterion's options."""
+    return engine.SearchConfig(
+        cost=cfg.searnn_cost, rollin=cfg.rollin, rollin_ref_prob=cfg.rollin_ref_prob,
+        rollout=cfg.rollout, rollout_ref_prob=cfg.rollout_ref_prob,
+        rollout_mix_granularity=cfg.rollout_mix_granularity,
+        rollout_focused_steps=cfg.rollout_focused_steps, reference=cfg.searnn_reference,
+        reference_cost=cfg.searnn_reference_cost, tokens=cfg.searnn_tokens,
+        token_sampling=cfg.searnn_token_sampling,
+        sampling_temperature=cfg.searnn_sampling_temperature, neighbors=cfg.searnn_neighbors,
+        cells=cfg.searnn_cells, max_len_a=cfg.rollout_max_len_a,
+        max_len_b=cfg.rollout_max_len_b, rollout_batch_size=cfg.rollout_batch_size,
+    )

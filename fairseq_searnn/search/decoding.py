@@ -1,0 +1,127 @@
+"""Incremental decoding on fairseq's decoder state: step, fork, expand, greedy continuation.
+
+Works for any ``FairseqEncoderDecoderModel`` whose decoder is a ``FairseqIncrementalDecoder``
+(fairseq's ``lstm`` and ``transformer`` families, the OCR model of the examples). Rows of a
+decoding batch index into one encoder pass: the encoder output is expanded with the encoder's
+``reorder_encoder_out`` and the decoder state with ``reorder_incremental_state_scripting``.
+"""
+
+from typing import Dict, Optional
+
+import torch
+from fairseq import utils
+from torch import Tensor
+
+IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
+
+
+class Decoder:
+    """Greedy incremental decoding of a model's decoder over rows of one encoder pass.
+
+    Args:
+        model: the encoder-decoder model (in eval mode, called under ``torch.no_grad``).
+        encoder_out: the encoder output for the ``B`` sentences of the batch.
+        pad, eos: the target dictionary's special ids.
+    """
+
+    def __init__(self, model, encoder_out, pad: int, eos: int):
+        self.model = model
+        self.encoder_out = encoder_out
+        self.pad = pad
+        self.eos = eos
+
+    def encoder_rows(self, index: Tensor):
+        """Encoder output for rows ``index: [R]`` (sentence of each row)."""
+        return self.model.encoder.reorder_encoder_out(self.encoder_out, index)
+
+    def step(self, prefix: Tensor, state: IncrementalState, encoder_out) -> Tensor:
+        """Feed the last token of ``prefix: [R, L]`` (the full prefix, BOS=EOS first: a
+        Transformer takes positions from its length); returns float scores ``[R, V]`` for the
+        next token, pad masked to ``-inf``. Updates ``state`` in place."""
+        out, _ = self.model.decoder(prefix, encoder_out=encoder_out, incremental_state=state)
+        scores = out[:, -1, :].float()
+        scores[:, self.pad] = float("-inf")
+        return scores
+
+    def reorder(self, state: IncrementalState, index: Tensor, rows: int) -> IncrementalState:
+        """A new state holding rows ``index: [R']`` of ``state`` (``rows`` rows; left untouched).
+
+        fairseq's attention skips reordering cached encoder-decoder keys when the number of
+        rows is unchanged (a beam-search shortcut); a same-size reorder therefore goes through
+        an intermediate state with one extra row so that every cache is really reordered.
+        """
+        forked = utils.apply_to_sample(lambda t: t, state)
+        if len(forked) == 0:
+            return forked
+        if index.numel() == rows:
+            padded = torch.cat([index, index[:1]])
+            self.model.decoder.reorder_incremental_state_scripting(forked, padded)
+            index = torch.arange(index.numel(), device=index.device)
+        self.model.decoder.reorder_incremental_state_scripting(forked, index)
+        return forked
+
+    @torch.no_grad()
+    def greedy(
+        self,
+        prefix: Tensor,
+        state: IncrementalState,
+        rows: Tensor,
+        length: Tensor,
+        max_len: Tensor,
+        max_steps: Optional[int] = None,
+    ):
+        """Continue ``R`` hypotheses greedily until EOS, ``max_len`` or ``max_steps``.
+
+        Args:
+            prefix: ``[R, L]`` decoder inputs so far (EOS first, then the hypothesis tokens),
+                all rows of equal length ``L`` (rows grouped by cell share it).
+            state: incremental state after consuming ``prefix[:, :-1]``, one row per
+                hypothesis (not modified).
+            rows: ``[R]`` sentence index of each row (for the encoder output).
+            length: ``[R]`` content tokens each hypothesis holds already.
+            max_len: ``[R]`` content tokens allowed; EOS is forced when reached.
+            max_steps: stop after this many generated tokens (focused roll-outs).
+        Returns:
+            ``tokens: [R, G]`` generated content tokens (pad after the end; EOS excluded) and
+            ``finished: [R]`` True where the hypothesis ended (EOS chosen or forced), False
+            where ``max_steps`` cut it.
+        """
+        R = prefix.size(0)
+        device = prefix.device
+        budget = (max_len - length).clamp(min=0)
+        steps = int(budget.max().item()) + 1 if R > 0 else 0
+        if max_steps is not None:
+            steps = min(steps, max_steps)
+        tokens = prefix.new_full((R, max(steps, 0)), self.pad)
+        finished = torch.zeros(R, dtype=torch.bool, device=device)
+        active = torch.arange(R, device=device)
+        enc = self.encoder_rows(rows)
+        # rows whose budget is already spent end now (EOS forced), without running the network
+        keep = budget.gt(0)
+        finished[~keep] = True
+        active, state, enc, cur = self._compact(active, keep, state, enc, prefix)
+        for s in range(steps):
+            if active.numel() == 0:
+                break
+            scores = self.step(cur, state, enc)
+            nxt = scores.argmax(-1)
+            ended = nxt.eq(self.eos)
+            tokens[active[~ended], s] = nxt[~ended]
+            spent = budget[active].le(s + 1)
+            done = ended | spent
+            finished[active[done]] = True
+            cur = torch.cat([cur, nxt.unsqueeze(1)], dim=1)
+            active, state, enc, cur = self._compact(active, ~done, state, enc, cur)
+        return tokens, finished
+
+    def _compact(self, active, keep, state, enc, cur):
+        """Drop finished rows (``keep: [R]`` False) from every per-row structure."""
+        if bool(keep.all()):
+            return active, state, enc, cur
+        index = keep.nonzero().squeeze(1)
+        if index.numel() == 0:
+            return active[index], state, enc, cur[index]
+        state = self.reorder(state, index, keep.numel())
+        enc = self.model.encoder.reorder_encoder_out(enc, index)
+        return active[index], state, enc, cur[index]
+

@@ -1,0 +1,287 @@
+"""Cost vectors for every cell of a batch: roll-in, candidates, roll-outs, costs.
+
+The flow (SeaRNN Algorithm 1, batched)::
+
+    roll-in (reference: the target | learned / mixed: greedy decoding)
+      -> cells (all, or C per sentence) -> reference action per cell
+      -> candidates (full set, or sampled) -> roll-out policy per candidate
+      -> hypotheses: reference roll-outs without the network; learned roll-outs forked from
+         the roll-in's incremental state, cell by cell, decoded together, chunked
+      -> costs of all finished sequences in one batched call  => SearchResult
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from fairseq_searnn import costs as cost_fns
+from fairseq_searnn import keyed_random
+from fairseq_searnn.search import reference as ref_policy
+from fairseq_searnn.search import sampling
+from fairseq_searnn.search.decoding import Decoder
+from fairseq_searnn.search.rollin import decode_rollin
+
+ROLLOUTS = ("reference", "learned", "mixed", "focused")
+MIX_GRANULARITIES = ("rollout", "sentence")
+_STREAM_ROLLOUT = 31
+
+
+@dataclass
+class SearchConfig:
+    """Settings of the search (plain values; the criterions translate their options)."""
+
+    cost: str = "hamming"
+    rollin: str = "reference"
+    rollin_ref_prob: float = 0.0
+    rollout: str = "reference"
+    rollout_ref_prob: float = 0.5
+    rollout_mix_granularity: str = "rollout"
+    rollout_focused_steps: int = 1
+    reference: str = "copy"
+    reference_cost: Optional[str] = None  # best-suffix selection cost; None = ``cost``
+    tokens: int = 0  # 0: full candidate set
+    token_sampling: str = "topk"
+    sampling_temperature: float = 2.0
+    neighbors: int = 0
+    cells: int = 0  # 0: every cell
+    max_len_a: float = 0.0
+    max_len_b: int = 200
+    rollout_batch_size: int = 4096
+
+
+@dataclass
+class SearchResult:
+    """Cost vectors of a batch. ``T`` = roll-in length (EOS incl.), ``K`` = candidate slots.
+
+    rollin: ``[B, T]`` token the roll-in emits at each cell (EOS-terminated, pad after).
+    candidates: ``[B, T, K]`` tokens tried at each cell (slot 0: the reference action).
+    costs: ``[B, T, K]`` float32 cost of the finished sequence when ``candidates[b, t, k]`` is
+        forced at cell ``t`` after prefix ``rollin[b, :t]``; unspecified where not ``mask``.
+    mask: ``[B, T, K]`` real entries (cell rolled out, candidate valid).
+    """
+
+    rollin: Tensor
+    candidates: Tensor
+    costs: Tensor
+    mask: Tensor
+    stats: Dict[str, float] = field(default_factory=dict)
+    #: with ``keep_hypotheses``: ``(entries [N, 3] of (b, t, k), hypotheses [N, L])``
+    hypotheses: Optional[Tuple[Tensor, Tensor]] = None
+
+    @property
+    def cells(self) -> Tensor:
+        """``[B, T]`` cells that were rolled out."""
+        return self.mask.any(2)
+
+
+def content(tokens: Tensor, pad: int, eos: int) -> Tensor:
+    """Content tokens of EOS-terminated rows ``[B, L]`` (EOS and after -> pad), trimmed."""
+    body = tokens.ne(pad) & tokens.ne(eos) & tokens.ne(eos).long().cumprod(1).bool()
+    width = int(body.sum(1).max().item()) if tokens.numel() else 0
+    return tokens.masked_fill(~body, pad)[:, :width]
+
+
+def reference_actions(rollin: Tensor, ref: Tensor, pad: int, eos: int, policy: str, sel_cost):
+    """Reference action at every cell: ``rollin: [B, T]``, ``ref: [B, Lr]`` -> ``[B, T]``.
+    Cell ``t``'s roll-in prefix is ``rollin[:, :t]``."""
+    B, T = rollin.shape
+    if policy == "copy":
+        ref_len = ref.ne(pad).sum(1, keepdim=True)
+        t = torch.arange(T, device=rollin.device).unsqueeze(0)
+        y = ref.gather(1, t.clamp(max=max(ref.size(1) - 1, 0)).expand(B, T)) if ref.size(1) else (
+            rollin.new_full((B, T), eos))
+        return torch.where(t < ref_len, y, torch.full_like(y, eos))
+    t = torch.arange(T, device=rollin.device)
+    prefixes = rollin.unsqueeze(1).expand(B, T, T).masked_fill(t.view(1, 1, T) >= t.view(1, T, 1),
+                                                               pad)
+    refs = ref.unsqueeze(1).expand(B, T, ref.size(1))
+    act = ref_policy.reference_action(prefixes.reshape(B * T, T), refs.reshape(B * T, -1), pad,
+                                      eos, policy, sel_cost)
+    return act.view(B, T)
+
+
+class Search:
+    """Collects :class:`SearchResult` for batches, for one model family and dictionary.
+
+    Args:
+        cfg: :class:`SearchConfig`.
+        tgt_dict: the target dictionary (special ids, allowed candidate symbols).
+    """
+
+    def __init__(self, cfg: SearchConfig, tgt_dict):
+        self.cfg = cfg
+        self.pad, self.eos = tgt_dict.pad(), tgt_dict.eos()
+        self.allowed = sampling.allowed_tokens(tgt_dict)
+        self.cost_fn = cost_fns.get_cost(cfg.cost)
+        self.sel_cost = cost_fns.get_cost(cfg.reference_cost or cfg.cost)
+
+    @property
+    def needs_states(self) -> bool:
+        """Whether roll-outs run the network (learned / mixed / focused)."""
+        return self.cfg.rollout != "reference"
+
+    @torch.no_grad()
+    def collect(self, model, sample, seed: int, keep_hypotheses: bool = False) -> SearchResult:
+        """Cost vectors for ``sample`` (a fairseq batch) under ``model`` (eval mode inside).
+        ``seed`` keys the random draws with the sample ids."""
+        was_training = model.training
+        model.eval()
+        try:
+            return self._collect(model, sample, seed, keep_hypotheses)
+        finally:
+            model.train(was_training)
+
+    def _collect(self, model, sample, seed, keep_hypotheses):
+        cfg, pad, eos = self.cfg, self.pad, self.eos
+        start = time.perf_counter()
+        net_input = sample["net_input"]
+        target = sample["target"]
+        B = target.size(0)
+        device = target.device
+        ids = sample.get("id")
+        if ids is None:  # not a fairseq batch: key sentences by their source tokens
+            ids = keyed_random.sequence_key(net_input["src_tokens"], pad)
+        keys = keyed_random.hash_keys(seed, ids.to(device))
+        ref = content(target, pad, eos)
+        ref_len = ref.ne(pad).sum(1)
+        src_lengths = net_input["src_lengths"].to(device)
+        max_len = (cfg.max_len_a * src_lengths.double() + cfg.max_len_b).long().clamp(min=0)
+
+        encoder_out = None
+        if cfg.rollin != "reference" or self.needs_states or self._needs_scores:
+            encoder_out = model.encoder.forward_torchscript(net_input)
+        decoder = Decoder(model, encoder_out, pad, eos)
+
+        if cfg.rollin == "reference":
+            rollin = target
+        else:
+            ref_prob = cfg.rollin_ref_prob if cfg.rollin == "mixed" else 0.0
+
+            def act(prefix):
+                return ref_policy.reference_action(prefix, ref, pad, eos, cfg.reference,
+                                                   self.sel_cost)
+
+            rollin = decode_rollin(decoder, max_len, act, ref_prob, keys)
+        T = rollin.size(1)
+        cell_mask = sampling.sample_cells(rollin.ne(pad), cfg.cells, keys)
+        ref_act = reference_actions(rollin, ref, pad, eos, cfg.reference, self.sel_cost)
+
+        lprobs = None
+        if self._needs_scores:
+            prev = prev_output_tokens(rollin, pad, eos)
+            logits, _ = model.decoder(prev, encoder_out=encoder_out)
+            lprobs = torch.log_softmax(logits.float(), dim=-1)
+        if cfg.tokens > 0:
+            cand, mask = sampling.sampled_candidates(
+                ref_act, lprobs, self.allowed, cfg.token_sampling, cfg.tokens, keys, eos,
+                cfg.sampling_temperature, ref, ref_len, cfg.neighbors)
+        else:
+            cand, mask = sampling.full_candidates(ref_act, self.allowed)
+        mask = mask & cell_mask.unsqueeze(2)
+        K = cand.size(2)
+
+        # every rolled-out entry: (b, t, k)
+        b, t, k = mask.nonzero(as_tuple=True)
+        a = cand[b, t, k]
+        learned = self._learned_entries(keys, b, t, k, K) & a.ne(eos)
+        pos = torch.arange(T, device=device)
+        prefix_a = rollin[b].masked_fill(pos.unsqueeze(0) >= t.unsqueeze(1), pad)
+        prefix_a[torch.arange(b.numel(), device=device), t] = torch.where(a.eq(eos), pad, a)
+
+        gen = prefix_a.new_full((b.numel(), 0), pad)
+        unfinished = torch.zeros_like(learned)
+        n_learned = int(learned.sum().item())
+        if n_learned > 0:
+            gen, unfinished = self._learned_rollouts(
+                decoder, rollin, b, t, prefix_a, learned, max_len)
+        hyp = ref_policy.concat(prefix_a, gen, torch.zeros_like(b), pad)
+        # reference roll-outs (and focused roll-outs cut after m steps) finish with the
+        # reference policy's continuation; candidate EOS ends the sequence (prefix alone)
+        use_ref = (~learned | unfinished) & a.ne(eos)
+        if bool(use_ref.any()):
+            idx = use_ref.nonzero().squeeze(1)
+            start_j = ref_policy.suffix_start(hyp[idx], ref[b[idx]], pad, cfg.reference,
+                                              self.sel_cost)
+            done = ref_policy.concat(hyp[idx], ref[b[idx]], start_j, pad)
+            width = max(hyp.size(1), done.size(1))
+            hyp = _pad_to(hyp, width, pad)
+            hyp[idx] = _pad_to(done, width, pad)
+        cost = self.cost_fn(hyp, ref[b], pad)
+
+        costs = torch.zeros(B, T, K, dtype=torch.float32, device=device)
+        costs[b, t, k] = cost.float()
+        elapsed = time.perf_counter() - start
+        stats = {"rollouts": float(b.numel()), "learned_rollouts": float(n_learned),
+                 "search_time": elapsed}
+        kept = (torch.stack([b, t, k], 1), hyp) if keep_hypotheses else None
+        return SearchResult(rollin, cand, costs, mask, stats, kept)
+
+    @property
+    def _needs_scores(self) -> bool:
+        return self.cfg.tokens > 0 and self.cfg.token_sampling != "uniform"
+
+    def _learned_entries(self, keys, b, t, k, K) -> Tensor:
+        """``[N]`` True where the entry's roll-out runs the learned policy."""
+        cfg = self.cfg
+        n = b.numel()
+        if cfg.rollout in ("learned", "focused"):
+            return torch.ones(n, dtype=torch.bool, device=b.device)
+        if cfg.rollout == "reference":
+            return torch.zeros(n, dtype=torch.bool, device=b.device)
+        if cfg.rollout_mix_granularity == "sentence":
+            u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT)
+        else:
+            u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT, t * K + k)
+        return u.ge(cfg.rollout_ref_prob)
+
+    def _learned_rollouts(self, decoder, rollin, b, t, prefix_a, learned, max_len):
+        """Greedy continuations of the learned entries, cell by cell on the roll-in state.
+
+        Returns ``gen: [N, G]`` generated tokens (pad where none) and ``unfinished: [N]``
+        (focused roll-outs cut after ``m`` steps, to be finished by the reference policy).
+        """
+        cfg, pad, eos = self.cfg, self.pad, self.eos
+        N = b.numel()
+        B, T = rollin.shape
+        device = rollin.device
+        max_steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
+        pieces, unfinished = [], torch.zeros(N, dtype=torch.bool, device=device)
+        prev = prev_output_tokens(rollin, pad, eos)
+        rows_all = torch.arange(B, device=device)
+        enc_all = decoder.encoder_rows(rows_all)
+        state = {}
+        sel = learned.nonzero().squeeze(1)
+        cell_of = t[sel]
+        last_cell = int(cell_of.max().item())
+        for cell in range(last_cell + 1):
+            decoder.step(prev[:, : cell + 1], state, enc_all)  # state after prefix rollin[:cell]
+            here = sel[cell_of.eq(cell)]
+            for chunk in here.split(max(cfg.rollout_batch_size, 1)):
+                rows = b[chunk]
+                forked = decoder.reorder(state, rows, B)
+                inputs = torch.cat([prev[rows, : cell + 1], prefix_a[chunk, cell:cell + 1]], 1)
+                length = torch.full_like(chunk, cell + 1)
+                tokens, finished = decoder.greedy(inputs, forked, rows, length, max_len[rows],
+                                                  max_steps)
+                pieces.append((chunk, tokens))
+                unfinished[chunk] = ~finished
+        width = max((p[1].size(1) for p in pieces), default=0)
+        gen = torch.full((N, width), pad, dtype=torch.long, device=device)
+        for chunk, tokens in pieces:
+            gen[chunk, : tokens.size(1)] = tokens
+        return gen, unfinished
+
+
+def prev_output_tokens(rollin: Tensor, pad: int, eos: int) -> Tensor:
+    """Decoder inputs ``[EOS] + rollin[:-1]`` with pad where ``rollin`` is pad: ``[B, T]``."""
+    prev = torch.cat([rollin.new_full((rollin.size(0), 1), eos), rollin[:, :-1]], dim=1)
+    return prev.masked_fill(rollin.eq(pad), pad)
+
+
+def _pad_to(x: Tensor, width: int, pad: int) -> Tensor:
+    if x.size(1) >= width:
+        return x
+    return torch.cat([x, x.new_full((x.size(0), width - x.size(1)), pad)], dim=1)

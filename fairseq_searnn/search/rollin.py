@@ -1,0 +1,59 @@
+"""Roll-in policies: reference (the target), learned (greedy) and mixed (per step)."""
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from fairseq_searnn import keyed_random
+from fairseq_searnn.search.decoding import Decoder
+
+ROLLINS = ("reference", "learned", "mixed")
+_STREAM_ROLLIN = 21
+
+
+@torch.no_grad()
+def decode_rollin(
+    decoder: Decoder,
+    max_len: Tensor,
+    reference_action: Callable[[Tensor], Tensor],
+    ref_prob: float,
+    keys: Tensor,
+) -> Tensor:
+    """Greedy (``ref_prob = 0``) or mixed roll-in, one step at a time for ``B`` sentences.
+
+    At each step a sentence takes the reference action with probability ``ref_prob`` (drawn
+    per sentence and step from ``keys``), else the model's greedy token (pad masked). EOS is
+    forced once the roll-in holds ``max_len`` content tokens.
+
+    Args:
+        decoder: :class:`Decoder` over the batch's encoder output.
+        max_len: ``[B]`` content tokens allowed per sentence.
+        reference_action: maps the content prefix ``[B, s]`` to the reference policy's next
+            token ``[B]``.
+        ref_prob: probability of the reference action per step (0 = learned roll-in).
+        keys: ``[B]`` int64 per-sentence random keys.
+    Returns: ``rollin: [B, T]`` EOS-terminated, pad after.
+    """
+    B = max_len.size(0)
+    pad, eos = decoder.pad, decoder.eos
+    device = max_len.device
+    rows = torch.arange(B, device=device)
+    encoder_out = decoder.encoder_rows(rows)
+    prefix = torch.full((B, 1), eos, dtype=torch.long, device=device)
+    out = torch.full((B, int(max_len.max().item()) + 1), pad, dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    state = {}
+    for s in range(out.size(1)):
+        nxt = decoder.step(prefix, state, encoder_out).argmax(-1)
+        if ref_prob > 0:
+            coin = keyed_random.uniform(keys, _STREAM_ROLLIN, s).lt(ref_prob)
+            nxt = torch.where(coin, reference_action(prefix[:, 1:]), nxt)
+        nxt = nxt.masked_fill(max_len.le(s), eos)
+        nxt = nxt.masked_fill(done, pad)
+        out[:, s] = nxt
+        done = done | nxt.eq(eos)
+        if bool(done.all()):
+            break
+        prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)
+    return out[:, : s + 1]

@@ -1,0 +1,131 @@
+"""Cells and candidate tokens (SeaRNN Sections 4-5 and Appendix C.2).
+
+Candidate layout per cell, ``candidates: [B, T, K]`` with ``mask: [B, T, K]``:
+
+* slot 0 is always the *reference action* (the reference policy's next token), so a gold
+  ``<unk>`` is a candidate and argmin ties resolve to it;
+* full sets: slots 1.. hold every allowed target symbol (all but pad, bos, unk and fairseq's
+  ``madeupword`` fillers; EOS included), the copy of the reference action masked out;
+* sampled sets: slot 1 is EOS, then the ``K`` drawn tokens, then (``topk-neighbors``) the
+  reference's tokens at positions ``t-W..t-1, t+1..t+W``; a slot repeating an earlier valid
+  one is masked, so a cell has at most ``K + 2W + 2`` distinct candidates.
+
+Random draws come from :mod:`fairseq_searnn.keyed_random`, keyed by the sentence.
+"""
+
+import torch
+from torch import Tensor
+
+from fairseq_searnn import keyed_random
+
+STRATEGIES = ("uniform", "policy", "biased", "topk", "topk-neighbors")
+_STREAM_CELLS, _STREAM_TOKENS = 11, 12
+
+
+def allowed_tokens(dictionary) -> Tensor:
+    """``[A]`` ids of the symbols a candidate may be: all but pad, bos, unk, madeupword*."""
+    special = {dictionary.pad(), dictionary.bos(), dictionary.unk()}
+    ids = [
+        i for i, sym in enumerate(dictionary.symbols)
+        if i not in special and not sym.startswith("madeupword")
+    ]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def sample_cells(cell_mask: Tensor, num_cells: int, keys: Tensor) -> Tensor:
+    """Choose ``num_cells`` cells per sentence uniformly without replacement.
+
+    Args:
+        cell_mask: ``[B, T]`` the sentence's cells (roll-in positions 0..len, EOS cell incl.).
+        num_cells: cells per sentence; 0 keeps them all.
+        keys: ``[B]`` int64 per-sentence random keys.
+    Returns: ``[B, T]`` bool, the cells to roll out.
+    """
+    if num_cells <= 0 or num_cells >= cell_mask.size(1):
+        return cell_mask.clone()
+    T = cell_mask.size(1)
+    t = torch.arange(T, device=cell_mask.device)
+    u = keyed_random.uniform(keys.unsqueeze(1), _STREAM_CELLS, t)
+    u = u.masked_fill(~cell_mask, 2.0)  # never chosen
+    chosen = u.topk(num_cells, dim=1, largest=False).indices
+    out = torch.zeros_like(cell_mask)
+    out.scatter_(1, chosen, True)
+    return out & cell_mask
+
+
+def full_candidates(ref_action: Tensor, allowed: Tensor):
+    """All allowed symbols plus the reference action. ``ref_action: [B, T]`` ->
+    ``candidates, mask: [B, T, 1 + A]``."""
+    B, T = ref_action.shape
+    rest = allowed.to(ref_action.device).view(1, 1, -1).expand(B, T, -1)
+    cand = torch.cat([ref_action.unsqueeze(2), rest], dim=2)
+    mask = torch.ones_like(cand, dtype=torch.bool)
+    mask[:, :, 1:] = rest.ne(ref_action.unsqueeze(2))
+    return cand, mask
+
+
+def sampled_candidates(
+    ref_action: Tensor,
+    lprobs: Tensor,
+    allowed: Tensor,
+    strategy: str,
+    k: int,
+    keys: Tensor,
+    eos: int,
+    temperature: float = 1.0,
+    reference: Tensor = None,
+    ref_len: Tensor = None,
+    neighbors: int = 0,
+):
+    """Reference action, EOS and ``k`` tokens drawn without replacement, (+ neighbours).
+
+    Args:
+        ref_action: ``[B, T]`` reference action per cell.
+        lprobs: ``[B, T, V]`` the model's log-probabilities at each cell (float32).
+        allowed: ``[A]`` allowed symbol ids (``k <= A``).
+        strategy: one of :data:`STRATEGIES`. ``policy`` samples from the model's distribution,
+            ``biased`` from it at ``temperature`` (> 1 flattens it), ``uniform`` uniformly,
+            ``topk``/``topk-neighbors`` take the ``k`` most probable; sampling without
+            replacement uses the Gumbel-top-k trick.
+        keys: ``[B]`` int64 per-sentence random keys.
+        reference: ``[B, Lr]`` reference content tokens, ``ref_len: [B]`` their lengths, and
+            ``neighbors`` W, for ``topk-neighbors``.
+    Returns: ``candidates, mask: [B, T, K']``.
+    """
+    B, T, _ = lprobs.shape
+    allowed = allowed.to(lprobs.device)
+    scores = lprobs.index_select(2, allowed)  # [B, T, A]
+    if strategy == "uniform":
+        scores = torch.zeros_like(scores)
+    elif strategy == "biased":
+        scores = scores / temperature
+    if strategy in ("uniform", "policy", "biased"):
+        t = torch.arange(T, device=lprobs.device).view(1, T, 1)
+        g = keyed_random.gumbel(keys.view(B, 1, 1), _STREAM_TOKENS, t, allowed.view(1, 1, -1))
+        scores = scores + g
+    elif strategy not in ("topk", "topk-neighbors"):
+        raise ValueError(f"unknown token sampling {strategy!r}; choose from {STRATEGIES}")
+    drawn = allowed[scores.topk(k, dim=2).indices]  # [B, T, k]
+    eos_slot = ref_action.new_full((B, T, 1), eos)
+    slots = [ref_action.unsqueeze(2), eos_slot, drawn]
+    valid = [torch.ones(B, T, k + 2, dtype=torch.bool, device=lprobs.device)]
+    if strategy == "topk-neighbors" and neighbors > 0:
+        offsets = torch.tensor(
+            [d for d in range(-neighbors, neighbors + 1) if d != 0], device=lprobs.device
+        )
+        pos = torch.arange(T, device=lprobs.device).view(1, T, 1) + offsets.view(1, 1, -1)
+        inside = (pos >= 0) & (pos < ref_len.view(B, 1, 1))
+        gathered = reference.gather(1, pos.clamp(0, max(reference.size(1) - 1, 0)).view(B, -1))
+        slots.append(gathered.view(B, T, -1) if reference.size(1) > 0 else pos.clone())
+        valid.append(inside)
+    cand = torch.cat(slots, dim=2)
+    valid = torch.cat(valid, dim=2)
+    return cand, valid & ~_repeats_earlier(cand, valid)
+
+
+def _repeats_earlier(cand: Tensor, valid: Tensor) -> Tensor:
+    """``[B, T, K]`` True where the slot's token already is in an earlier valid slot."""
+    K = cand.size(2)
+    same = cand.unsqueeze(3).eq(cand.unsqueeze(2))  # [B, T, K(slot), K(earlier)]
+    earlier = torch.ones(K, K, dtype=torch.bool, device=cand.device).tril(-1)
+    return (same & earlier & valid.unsqueeze(2)).any(3)

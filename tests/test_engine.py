@@ -1,0 +1,146 @@
+"""collect_costs against one-hypothesis-at-a-time brute force (full non-incremental passes)."""
+
+import pytest
+import torch
+
+import brute_force as bf
+import helpers
+from fairseq_searnn.search.engine import Search, SearchConfig
+
+
+@pytest.fixture(scope="module")
+def models(data_bin):
+    """Tiny lstm and transformer in float64 (greedy ties cannot flip between code paths),
+    briefly trained so that greedy decoding ends with EOS at various lengths."""
+    out = {}
+    for arch in ("lstm", "transformer"):
+        _, task, model, _ = helpers.build(data_bin, arch)
+        _quick_fit(task, model)
+        model.double().eval()
+        out[arch] = (task, model, helpers.valid_batch(task, max_sentences=6))
+    return out
+
+
+def _quick_fit(task, model, steps=40):
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    batch = helpers.valid_batch(task, max_sentences=64, split="train")
+    model.train()
+    for _ in range(steps):
+        out = model(**batch["net_input"])
+        lp = model.get_normalized_probs(out, log_probs=True)
+        loss = torch.nn.functional.nll_loss(lp.view(-1, lp.size(-1)), batch["target"].view(-1),
+                                            ignore_index=task.target_dictionary.pad())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def expected_entry(model, enc, rollin_prefix, a, ref, cfg, max_len, pad, eos, learned):
+    """Brute-force hypothesis of one (cell, candidate) entry."""
+    sel = cfg.reference_cost or cfg.cost
+    if a == eos:
+        return list(rollin_prefix)
+    hyp = list(rollin_prefix) + [a]
+    if learned:
+        steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
+        hyp, ended = bf.greedy(model, enc, hyp, max_len, pad, eos, max_steps=steps)
+        if ended:
+            return hyp
+    return hyp + ref[bf.reference_start(hyp, ref, cfg.reference, sel, pad):]
+
+
+def check_against_brute_force(task, model, sample, cfg):
+    d = task.target_dictionary
+    pad, eos = d.pad(), d.eos()
+    search = Search(cfg, d)
+    res = search.collect(model, sample, seed=123, keep_hypotheses=True)
+    entries, hyps = res.hypotheses
+    got = {tuple(e): bf.strip(h, pad) for e, h in zip(entries.tolist(), hyps)}
+    src = sample["net_input"]["src_tokens"]
+    kinds = set()
+    for b in range(src.size(0)):
+        enc = bf.encode_one(model, src[b], pad)
+        ref = bf.strip(sample["target"][b], pad, eos)
+        max_len = int(cfg.max_len_a * len(bf.strip(src[b], pad)) + cfg.max_len_b)
+        rollin = bf.strip(res.rollin[b], pad, eos)
+        if cfg.rollin == "reference":
+            assert rollin == ref
+        elif cfg.rollin == "learned":
+            assert rollin == bf.greedy(model, enc, [], max_len, pad, eos)[0]
+        n_cells = len(rollin) + 1
+        assert res.rollin[b, len(rollin)] == eos
+        for t in range(res.rollin.size(1)):
+            rolled = bool(res.mask[b, t].any())
+            if cfg.cells == 0:
+                assert rolled == (t < n_cells)
+            elif t >= n_cells:
+                assert not rolled
+            if not rolled:
+                continue
+            act = bf.reference_action(rollin[:t], ref, cfg.reference, cfg.reference_cost or
+                                      cfg.cost, pad, eos)
+            assert res.candidates[b, t, 0] == act and res.mask[b, t, 0]
+            for k in res.mask[b, t].nonzero().flatten().tolist():
+                a = int(res.candidates[b, t, k])
+                options = {"reference": [False], "learned": [True], "focused": [True],
+                           "mixed": [False, True]}[cfg.rollout]
+                matches = [learned for learned in options if expected_entry(
+                    model, enc, rollin[:t], a, ref, cfg, max_len, pad, eos, learned)
+                    == got[(b, t, k)]]
+                assert matches, (b, t, k, got[(b, t, k)])
+                kinds.update(matches)
+                want = bf.cost_of(cfg.cost, got[(b, t, k)], ref, pad)
+                assert abs(float(res.costs[b, t, k]) - want) < 1e-5
+        if cfg.cells:
+            assert int(res.mask[b].any(1).sum()) == min(cfg.cells, n_cells)
+    return res, kinds
+
+
+CASES = [
+    # (rollin, rollout, reference, cost, tokens)
+    ("reference", "reference", "copy", "hamming", 0),
+    ("reference", "reference", "best-suffix", "edit", 3),
+    ("learned", "reference", "best-suffix", "bleu", 3),
+    ("reference", "learned", "copy", "bleu1", 3),
+    ("learned", "learned", "copy", "edit", 0),
+    ("learned", "mixed", "best-suffix", "hamming", 4),
+    ("mixed", "focused", "copy", "bleu", 3),
+]
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+@pytest.mark.parametrize("rollin,rollout,reference,cost,tokens", CASES)
+def test_collect_costs_equals_brute_force(models, arch, rollin, rollout, reference, cost, tokens):
+    task, model, sample = models[arch]
+    cfg = SearchConfig(cost=cost, rollin=rollin, rollin_ref_prob=0.5, rollout=rollout,
+                       reference=reference, tokens=tokens, max_len_b=9, rollout_batch_size=7,
+                       rollout_focused_steps=2)
+    res, kinds = check_against_brute_force(task, model, sample, cfg)
+    if rollout == "mixed":
+        assert kinds == {False, True}
+
+
+def test_cells_subsampling_and_length_limit(models):
+    task, model, sample = models["lstm"]
+    cfg = SearchConfig(cost="edit", rollin="learned", rollout="learned", tokens=2, cells=2,
+                       max_len_a=0.5, max_len_b=1)
+    check_against_brute_force(task, model, sample, cfg)
+
+
+def test_batched_equals_one_sentence_at_a_time(models):
+    """Token for token: a sentence's roll-outs do not depend on its batch neighbours."""
+    task, model, sample = models["transformer"]
+    cfg = SearchConfig(cost="bleu", rollin="learned", rollout="mixed", tokens=3, max_len_b=9)
+    search = Search(cfg, task.target_dictionary)
+    full = search.collect(model, sample, seed=5, keep_hypotheses=True)
+    for b in (0, 3):
+        one = {k: (v[b:b + 1] if k != "net_input" else {
+            n: x[b:b + 1] for n, x in v.items()}) for k, v in sample.items()
+            if k in ("id", "target", "net_input")}
+        one["ntokens"] = int(one["target"].ne(task.target_dictionary.pad()).sum())
+        res = search.collect(model, one, seed=5, keep_hypotheses=True)
+        T = res.rollin.size(1)
+        assert torch.equal(res.rollin, full.rollin[b:b + 1, :T])
+        assert torch.equal(res.candidates, full.candidates[b:b + 1, :T])
+        assert torch.equal(res.mask, full.mask[b:b + 1, :T])
+        assert torch.equal(res.costs[res.mask], full.costs[b:b + 1, :T][res.mask])
