@@ -114,9 +114,13 @@ def sampled_candidates(
             [d for d in range(-neighbors, neighbors + 1) if d != 0], device=lprobs.device
         )
         pos = torch.arange(T, device=lprobs.device).view(1, T, 1) + offsets.view(1, 1, -1)
+        pos = pos.expand(B, T, offsets.numel())
         inside = (pos >= 0) & (pos < ref_len.view(B, 1, 1))
-        gathered = reference.gather(1, pos.clamp(0, max(reference.size(1) - 1, 0)).view(B, -1))
-        slots.append(gathered.view(B, T, -1) if reference.size(1) > 0 else pos.clone())
+        if reference.size(1) > 0:
+            near = reference.gather(1, pos.clamp(0, reference.size(1) - 1).reshape(B, -1))
+        else:  # every reference is empty: no neighbour exists
+            near = torch.full_like(pos, eos)
+        slots.append(near.view(B, T, -1))
         valid.append(inside)
     cand = torch.cat(slots, dim=2)
     valid = torch.cat(valid, dim=2)
