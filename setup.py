@@ -34,6 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "fairseq-searnn-user-dir = fairseq_searnn.cli:print_user_dir",
+            "fairseq-searnn-demo = fairseq_searnn.demo:main",
         ],
     },
 )

@@ -61,7 +61,7 @@ def check_against_brute_force(task, model, sample, cfg):
     for b in range(src.size(0)):
         enc = bf.encode_one(model, src[b], pad)
         ref = bf.strip(sample["target"][b], pad, eos)
-        max_len = int(cfg.max_len_a * len(bf.strip(src[b], pad)) + cfg.max_len_b)
+        max_len = int(cfg.max_len_a * int(sample["net_input"]["src_lengths"][b]) + cfg.max_len_b)
         rollin = bf.strip(res.rollin[b], pad, eos)
         if cfg.rollin == "reference":
             assert rollin == ref

@@ -39,7 +39,23 @@ class SearnnCriterion(FairseqCriterion):
         self.search = Search(search_config(cfg), tgt_dict)
         self.eos = tgt_dict.eos()
         self.loss_fn = losses.get_loss(cfg.searnn_loss or self.loss_name)
+        self.alpha = cfg.searnn_alpha
         self.mle_only = False  # set by the task during warm-up updates
+
+    def set_schedule(self, rollin_ref_prob=None, alpha=None, mle_only=None):
+        """Hook for tasks with schedules (``searnn_translation``), called before each step:
+        the mixed roll-in's reference probability, the KL/LLCAS/hinge alpha, and whether the
+        step is a cross-entropy warm-up step. ``None`` leaves a value unchanged."""
+        if rollin_ref_prob is not None:
+            if not 0.0 <= rollin_ref_prob <= 1.0:
+                raise ValueError(f"roll-in reference probability {rollin_ref_prob} not in [0, 1]")
+            self.search.cfg.rollin_ref_prob = float(rollin_ref_prob)
+        if alpha is not None:
+            if alpha <= 0:
+                raise ValueError(f"alpha must be > 0, got {alpha}")
+            self.alpha = float(alpha)
+        if mle_only is not None:
+            self.mle_only = bool(mle_only)
 
     def collect_costs(self, model, sample):
         """Cost vectors for ``sample`` (no grad, eval mode): a ``SearchResult``."""
@@ -63,7 +79,7 @@ class SearnnCriterion(FairseqCriterion):
         if self.sampled:
             lp = losses.restrict(lp, res.mask)
         cells = res.mask.any(-1)
-        loss = self.loss_fn(lp, res.costs, res.mask, self.cfg.searnn_alpha)[cells].sum()
+        loss = self.loss_fn(lp, res.costs, res.mask, self.alpha)[cells].sum()
         if reference_rollin:
             nll = _nll(lprobs, sample["target"], self.padding_idx)
         else:

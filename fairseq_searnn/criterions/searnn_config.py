@@ -70,6 +70,8 @@ def check(cfg: SearnnConfig, sampled: bool, vocab: int) -> None:
     def fail(msg):
         raise ValueError(msg)
 
+    if vocab <= 1:
+        fail("the target dictionary holds only special symbols: no candidate token besides EOS")
     for name in ("rollin_ref_prob", "rollout_ref_prob", "searnn_mle_weight"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}")
@@ -96,8 +98,7 @@ def check(cfg: SearnnConfig, sampled: bool, vocab: int) -> None:
         fail("--rollout-max-len-a/-b must be >= 0")
     if cfg.rollout == "focused" and cfg.rollout_focused_steps < 1:
         fail("--rollout-focused-steps must be >= 1")
-    if vocab == 0:
-        fail("the target dictionary has no candidate symbol (only special symbols)")
+
 
 
 def search_config(cfg: SearnnConfig) -> "engine.SearchConfig":

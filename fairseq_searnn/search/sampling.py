@@ -81,7 +81,8 @@ def sampled_candidates(
 
     Args:
         ref_action: ``[B, T]`` reference action per cell.
-        lprobs: ``[B, T, V]`` the model's log-probabilities at each cell (float32).
+        lprobs: ``[B, T, V]`` the model's log-probabilities at each cell (float32; unused,
+            may be None, for ``uniform``).
         allowed: ``[A]`` allowed symbol ids (``k <= A``).
         strategy: one of :data:`STRATEGIES`. ``policy`` samples from the model's distribution,
             ``biased`` from it at ``temperature`` (> 1 flattens it), ``uniform`` uniformly,
@@ -92,15 +93,17 @@ def sampled_candidates(
             ``neighbors`` W, for ``topk-neighbors``.
     Returns: ``candidates, mask: [B, T, K']``.
     """
-    B, T, _ = lprobs.shape
-    allowed = allowed.to(lprobs.device)
-    scores = lprobs.index_select(2, allowed)  # [B, T, A]
-    if strategy == "uniform":
-        scores = torch.zeros_like(scores)
-    elif strategy == "biased":
+    B, T = ref_action.shape
+    device = ref_action.device
+    allowed = allowed.to(device)
+    if strategy == "uniform":  # needs no scores: lprobs may be None
+        scores = torch.zeros(B, T, allowed.numel(), device=device)
+    else:
+        scores = lprobs.index_select(2, allowed)  # [B, T, A]
+    if strategy == "biased":
         scores = scores / temperature
     if strategy in ("uniform", "policy", "biased"):
-        t = torch.arange(T, device=lprobs.device).view(1, T, 1)
+        t = torch.arange(T, device=device).view(1, T, 1)
         g = keyed_random.gumbel(keys.view(B, 1, 1), _STREAM_TOKENS, t, allowed.view(1, 1, -1))
         scores = scores + g
     elif strategy not in ("topk", "topk-neighbors"):
@@ -108,12 +111,12 @@ def sampled_candidates(
     drawn = allowed[scores.topk(k, dim=2).indices]  # [B, T, k]
     eos_slot = ref_action.new_full((B, T, 1), eos)
     slots = [ref_action.unsqueeze(2), eos_slot, drawn]
-    valid = [torch.ones(B, T, k + 2, dtype=torch.bool, device=lprobs.device)]
+    valid = [torch.ones(B, T, k + 2, dtype=torch.bool, device=device)]
     if strategy == "topk-neighbors" and neighbors > 0:
         offsets = torch.tensor(
-            [d for d in range(-neighbors, neighbors + 1) if d != 0], device=lprobs.device
+            [d for d in range(-neighbors, neighbors + 1) if d != 0], device=device
         )
-        pos = torch.arange(T, device=lprobs.device).view(1, T, 1) + offsets.view(1, 1, -1)
+        pos = torch.arange(T, device=device).view(1, T, 1) + offsets.view(1, 1, -1)
         pos = pos.expand(B, T, offsets.numel())
         inside = (pos >= 0) & (pos < ref_len.view(B, 1, 1))
         if reference.size(1) > 0:

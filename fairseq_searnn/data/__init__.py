@@ -1,0 +1,1 @@
+"""Data pipelines of the examples (plain Python / torch; no fairseq registration)."""
