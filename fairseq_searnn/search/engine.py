@@ -136,17 +136,14 @@ class Search:
 
     def _collect(self, model, sample, seed, keep_hypotheses):
         cfg, pad, eos = self.cfg, self.pad, self.eos
-        start = time.perf_counter()
-        net_input = sample["net_input"]
-        target = sample["target"]
-        B = target.size(0)
+        clock = _Clock()
+        net_input, target = sample["net_input"], sample["target"]
         device = target.device
         ids = sample.get("id")
         if ids is None:  # not a fairseq batch: key sentences by their source tokens
             ids = keyed_random.sequence_key(net_input["src_tokens"], pad)
         keys = keyed_random.hash_keys(seed, ids.to(device))
         ref = content(target, pad, eos)
-        ref_len = ref.ne(pad).sum(1)
         src_lengths = net_input["src_lengths"].to(device)
         max_len = (cfg.max_len_a * src_lengths.double() + cfg.max_len_b).long().clamp(min=0)
 
@@ -154,70 +151,83 @@ class Search:
         if cfg.rollin != "reference" or self.needs_states or self._needs_scores:
             encoder_out = model.encoder.forward_torchscript(net_input)
         decoder = Decoder(model, encoder_out, pad, eos)
+        rollin = target if cfg.rollin == "reference" else self._rollin(decoder, ref, max_len, keys)
+        clock.lap("rollin")
 
-        if cfg.rollin == "reference":
-            rollin = target
-        else:
-            ref_prob = cfg.rollin_ref_prob if cfg.rollin == "mixed" else 0.0
-
-            def act(prefix):
-                return ref_policy.reference_action(prefix, ref, pad, eos, cfg.reference,
-                                                   self.sel_cost)
-
-            rollin = decode_rollin(decoder, max_len, act, ref_prob, keys)
-        T = rollin.size(1)
-        cell_mask = sampling.sample_cells(rollin.ne(pad), cfg.cells, keys)
-        ref_act = reference_actions(rollin, ref, pad, eos, cfg.reference, self.sel_cost)
-
-        lprobs = None
-        if self._needs_scores:
-            prev = prev_output_tokens(rollin, pad, eos)
-            logits, _ = model.decoder(prev, encoder_out=encoder_out)
-            lprobs = torch.log_softmax(logits.float(), dim=-1)
-        if cfg.tokens > 0:
-            cand, mask = sampling.sampled_candidates(
-                ref_act, lprobs, self.allowed, cfg.token_sampling, cfg.tokens, keys, eos,
-                cfg.sampling_temperature, ref, ref_len, cfg.neighbors)
-        else:
-            cand, mask = sampling.full_candidates(ref_act, self.allowed)
-        mask = mask & cell_mask.unsqueeze(2)
-        K = cand.size(2)
-
-        # every rolled-out entry: (b, t, k)
-        b, t, k = mask.nonzero(as_tuple=True)
+        cand, mask = self._candidates(model, encoder_out, rollin, ref, keys)
+        T, K = cand.size(1), cand.size(2)
+        b, t, k = mask.nonzero(as_tuple=True)  # every rolled-out entry
         a = cand[b, t, k]
         learned = self._learned_entries(keys, b, t, k, K) & a.ne(eos)
+        # prefix + candidate (candidate EOS: the prefix alone)
         pos = torch.arange(T, device=device)
         prefix_a = rollin[b].masked_fill(pos.unsqueeze(0) >= t.unsqueeze(1), pad)
         prefix_a[torch.arange(b.numel(), device=device), t] = torch.where(a.eq(eos), pad, a)
+        clock.lap("candidates")
 
         gen = prefix_a.new_full((b.numel(), 0), pad)
         unfinished = torch.zeros_like(learned)
         n_learned = int(learned.sum().item())
         if n_learned > 0:
-            gen, unfinished = self._learned_rollouts(
-                decoder, rollin, b, t, prefix_a, learned, max_len)
-        hyp = ref_policy.concat(prefix_a, gen, torch.zeros_like(b), pad)
-        # reference roll-outs (and focused roll-outs cut after m steps) finish with the
-        # reference policy's continuation; candidate EOS ends the sequence (prefix alone)
-        use_ref = (~learned | unfinished) & a.ne(eos)
-        if bool(use_ref.any()):
-            idx = use_ref.nonzero().squeeze(1)
-            start_j = ref_policy.suffix_start(hyp[idx], ref[b[idx]], pad, cfg.reference,
-                                              self.sel_cost)
-            done = ref_policy.concat(hyp[idx], ref[b[idx]], start_j, pad)
-            width = max(hyp.size(1), done.size(1))
-            hyp = _pad_to(hyp, width, pad)
-            hyp[idx] = _pad_to(done, width, pad)
-        cost = self.cost_fn(hyp, ref[b], pad)
+            gen, unfinished = self._learned_rollouts(decoder, rollin, b, t, prefix_a, learned,
+                                                     max_len)
+        clock.lap("rollouts")
 
-        costs = torch.zeros(B, T, K, dtype=torch.float32, device=device)
-        costs[b, t, k] = cost.float()
-        elapsed = time.perf_counter() - start
+        hyp = ref_policy.concat(prefix_a, gen, torch.zeros_like(b), pad)
+        # reference roll-outs, and focused roll-outs cut after m steps, finish with the
+        # reference policy's continuation
+        hyp = self._complete(hyp, ref, b, (~learned | unfinished) & a.ne(eos))
+        costs = torch.zeros(T * K * rollin.size(0), dtype=torch.float32, device=device)
+        costs[(b * T + t) * K + k] = self.cost_fn(hyp, ref[b], pad).float()
+        clock.lap("costs")
         stats = {"rollouts": float(b.numel()), "learned_rollouts": float(n_learned),
-                 "search_time": elapsed}
+                 "search_time": clock.total, **clock.laps}
         kept = (torch.stack([b, t, k], 1), hyp) if keep_hypotheses else None
-        return SearchResult(rollin, cand, costs, mask, stats, kept)
+        return SearchResult(rollin, cand, costs.view(-1, T, K), mask, stats, kept)
+
+    def _rollin(self, decoder, ref, max_len, keys):
+        """Learned (greedy) or mixed roll-in: ``[B, T]``."""
+        cfg = self.cfg
+        ref_prob = cfg.rollin_ref_prob if cfg.rollin == "mixed" else 0.0
+
+        def act(prefix):
+            return ref_policy.reference_action(prefix, ref, self.pad, self.eos, cfg.reference,
+                                               self.sel_cost)
+
+        return decode_rollin(decoder, max_len, act, ref_prob, keys)
+
+    def _candidates(self, model, encoder_out, rollin, ref, keys):
+        """Candidates and mask ``[B, T, K]`` of the cells to roll out."""
+        cfg, pad, eos = self.cfg, self.pad, self.eos
+        cell_mask = sampling.sample_cells(rollin.ne(pad), cfg.cells, keys)
+        ref_act = reference_actions(rollin, ref, pad, eos, cfg.reference, self.sel_cost)
+        if cfg.tokens <= 0:
+            cand, mask = sampling.full_candidates(ref_act, self.allowed)
+        else:
+            lprobs = None
+            if self._needs_scores:
+                logits, _ = model.decoder(prev_output_tokens(rollin, pad, eos),
+                                          encoder_out=encoder_out)
+                lprobs = torch.log_softmax(logits.float(), dim=-1)
+            cand, mask = sampling.sampled_candidates(
+                ref_act, lprobs, self.allowed, cfg.token_sampling, cfg.tokens, keys, eos,
+                cfg.sampling_temperature, ref, ref.ne(pad).sum(1), cfg.neighbors)
+        return cand, mask & cell_mask.unsqueeze(2)
+
+    def _complete(self, hyp, ref, b, use_ref):
+        """Append the reference policy's continuation to the rows ``use_ref: [N]`` of
+        ``hyp: [N, L]`` (never truncated)."""
+        if not bool(use_ref.any()):
+            return hyp
+        pad, idx = self.pad, use_ref.nonzero().squeeze(1)
+        rows_ref = ref[b[idx]]
+        start = ref_policy.suffix_start(hyp[idx], rows_ref, pad, self.cfg.reference,
+                                        self.sel_cost)
+        done = ref_policy.concat(hyp[idx], rows_ref, start, pad)
+        width = max(hyp.size(1), done.size(1))
+        hyp = _pad_to(hyp, width, pad)
+        hyp[idx] = _pad_to(done, width, pad)
+        return hyp
 
     @property
     def _needs_scores(self) -> bool:
@@ -279,6 +289,23 @@ def prev_output_tokens(rollin: Tensor, pad: int, eos: int) -> Tensor:
     """Decoder inputs ``[EOS] + rollin[:-1]`` with pad where ``rollin`` is pad: ``[B, T]``."""
     prev = torch.cat([rollin.new_full((rollin.size(0), 1), eos), rollin[:, :-1]], dim=1)
     return prev.masked_fill(rollin.eq(pad), pad)
+
+
+class _Clock:
+    """Wall time of the search's phases (``laps``: seconds per phase name)."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps: Dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps["time_" + name] = now - self.last
+        self.last = now
+
+    @property
+    def total(self) -> float:
+        return self.last - self.start
 
 
 def _pad_to(x: Tensor, width: int, pad: int) -> Tensor:
