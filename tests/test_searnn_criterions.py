@@ -89,6 +89,26 @@ def test_mle_weight_and_warmup_switch(data_bin):
     assert log["searnn_mle_active"] == sample["nsentences"]
 
 
+def test_mle_weight_with_learned_rollin_uses_one_forward(data_bin):
+    extra = ["--rollin", "learned", "--rollout", "mixed", "--searnn-cost", "edit",
+             "--rollout-max-len-b", "8"]
+    _, task, model, mixed = helpers.build(data_bin, "transformer", "searnn_kl",
+                                          extra + ["--searnn-mle-weight", "0.25"])
+    pure = _criterion(task, "searnn_kl", extra)
+    ce = _criterion(task, "cross_entropy", [])
+    sample = helpers.valid_batch(task, 8)
+    model.train()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(torch.is_grad_enabled()))
+    torch.manual_seed(3)
+    loss, size, _ = mixed(model, sample)
+    assert calls == [True]  # one model(...) call carries the gradient
+    torch.manual_seed(3)
+    searnn = pure(model, sample)[0]
+    want = 0.75 * searnn + 0.25 * ce(model, sample)[0]
+    torch.testing.assert_close(loss, want, rtol=1e-5, atol=1e-4)
+
+
 def test_cheap_validation_logs_gold_nll_and_greedy_cost(data_bin):
     _, task, model, crit = helpers.build(data_bin, "transformer", "searnn_kl",
                                          ["--searnn-cost", "edit", "--rollout-max-len-b", "6"])

@@ -68,26 +68,25 @@ class SearnnCriterion(FairseqCriterion):
         if self.mle_only:
             return self._mle(model, sample)
         res = self.collect_costs(model, sample)
-        reference_rollin = self.cfg.rollin == "reference"
-        net_input = dict(sample["net_input"])
-        if not reference_rollin:
-            net_input["prev_output_tokens"] = prev_output_tokens(res.rollin, self.padding_idx,
-                                                                 self.eos)
-        net_output = model(**net_input)
-        lprobs = model.get_normalized_probs(net_output, log_probs=True).float()
+        net_input, pad = sample["net_input"], self.padding_idx
+        gold_prev = net_input["prev_output_tokens"]
+        w = self.cfg.searnn_mle_weight
+        if self.cfg.rollin == "reference":
+            lprobs = gold = _teacher_forced(model, net_input, [gold_prev], pad)[0]
+        else:
+            prev = prev_output_tokens(res.rollin, pad, self.eos)
+            if w > 0:  # both passes in one model(...) call, as DDP expects
+                lprobs, gold = _teacher_forced(model, net_input, [prev, gold_prev], pad)
+            else:
+                lprobs = _teacher_forced(model, net_input, [prev], pad)[0]
+                with torch.no_grad():  # the gold NLL, for logging only
+                    gold = _teacher_forced(model, net_input, [gold_prev], pad)[0]
         lp = lprobs.gather(-1, res.candidates.masked_fill(~res.mask, self.eos))
         if self.sampled:
             lp = losses.restrict(lp, res.mask)
         cells = res.mask.any(-1)
         loss = self.loss_fn(lp, res.costs, res.mask, self.alpha)[cells].sum()
-        if reference_rollin:
-            nll = _nll(lprobs, sample["target"], self.padding_idx)
-        else:
-            w = self.cfg.searnn_mle_weight
-            with torch.set_grad_enabled(w > 0 and torch.is_grad_enabled()):
-                nll = _nll(model.get_normalized_probs(model(**sample["net_input"]), True).float(),
-                           sample["target"], self.padding_idx)
-        w = self.cfg.searnn_mle_weight
+        nll = _nll(gold, sample["target"], self.padding_idx)
         if w > 0:
             loss = (1 - w) * loss + w * nll
         masked = res.costs.masked_fill(~res.mask, float("inf"))
@@ -159,6 +158,24 @@ class SearnnCriterion(FairseqCriterion):
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def _teacher_forced(model, net_input, prevs, pad):
+    """Float log-probabilities ``[B, T_i, V]`` of one ``model(...)`` call teacher-forced on each
+    decoder input of ``prevs`` (``[B, T_i]`` each): several inputs are interleaved per sentence
+    (the source order stays sorted) into one batch of ``B * len(prevs)`` rows."""
+    n = len(prevs)
+    if n == 1:
+        out = model(**dict(net_input, prev_output_tokens=prevs[0]))
+        return [model.get_normalized_probs(out, log_probs=True).float()]
+    B, T = prevs[0].size(0), max(p.size(1) for p in prevs)
+    stacked = torch.stack([torch.nn.functional.pad(p, (0, T - p.size(1)), value=pad)
+                           for p in prevs], 1).view(B * n, T)
+    rows = {k: v.repeat_interleave(n, 0) if torch.is_tensor(v) and v.dim() > 0 else v
+            for k, v in net_input.items() if k != "prev_output_tokens"}
+    out = model(**rows, prev_output_tokens=stacked)
+    lprobs = model.get_normalized_probs(out, log_probs=True).float().view(B, n, T, -1)
+    return [lprobs[:, i, : p.size(1)] for i, p in enumerate(prevs)]
 
 
 def _nll(lprobs, target, pad):
