@@ -16,8 +16,9 @@ from fairseq.logging import metrics
 from fairseq_searnn.criterions.searnn_config import SearnnConfig, check, search_config
 from fairseq_searnn.search import losses, sampling
 from fairseq_searnn.search.decoding import Decoder
-from fairseq_searnn.search.engine import Search, content, prev_output_tokens
+from fairseq_searnn.search.engine import Search, content
 from fairseq_searnn.search.rollin import decode_rollin
+from fairseq_searnn.search.rollout import prev_output_tokens
 
 _SUMMED = ("loss", "nll_loss", "ntokens", "nsentences", "sample_size", "searnn_cells",
            "searnn_min_cost", "searnn_ref_cost", "searnn_rollouts", "searnn_learned_rollouts",

@@ -23,6 +23,7 @@ from fairseq_searnn.search import reference as ref_policy
 from fairseq_searnn.search import sampling
 from fairseq_searnn.search.decoding import Decoder
 from fairseq_searnn.search.rollin import decode_rollin
+from fairseq_searnn.search.rollout import complete, learned_rollouts, prev_output_tokens
 
 ROLLOUTS = ("reference", "learned", "mixed", "focused")
 MIX_GRANULARITIES = ("rollout", "sentence")
@@ -169,14 +170,16 @@ class Search:
         unfinished = torch.zeros_like(learned)
         n_learned = int(learned.sum().item())
         if n_learned > 0:
-            gen, unfinished = self._learned_rollouts(decoder, rollin, b, t, prefix_a, learned,
-                                                     max_len)
+            steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
+            gen, unfinished = learned_rollouts(decoder, rollin, b, t, prefix_a, learned,
+                                               max_len, cfg.rollout_batch_size, steps)
         clock.lap("rollouts")
 
         hyp = ref_policy.concat(prefix_a, gen, torch.zeros_like(b), pad)
         # reference roll-outs, and focused roll-outs cut after m steps, finish with the
         # reference policy's continuation
-        hyp = self._complete(hyp, ref, b, (~learned | unfinished) & a.ne(eos))
+        hyp = complete(hyp, ref, b, (~learned | unfinished) & a.ne(eos), pad, cfg.reference,
+                       self.sel_cost)
         costs = torch.zeros(T * K * rollin.size(0), dtype=torch.float32, device=device)
         costs[(b * T + t) * K + k] = self.cost_fn(hyp, ref[b], pad).float()
         clock.lap("costs")
@@ -214,21 +217,6 @@ class Search:
                 cfg.sampling_temperature, ref, ref.ne(pad).sum(1), cfg.neighbors)
         return cand, mask & cell_mask.unsqueeze(2)
 
-    def _complete(self, hyp, ref, b, use_ref):
-        """Append the reference policy's continuation to the rows ``use_ref: [N]`` of
-        ``hyp: [N, L]`` (never truncated)."""
-        if not bool(use_ref.any()):
-            return hyp
-        pad, idx = self.pad, use_ref.nonzero().squeeze(1)
-        rows_ref = ref[b[idx]]
-        start = ref_policy.suffix_start(hyp[idx], rows_ref, pad, self.cfg.reference,
-                                        self.sel_cost)
-        done = ref_policy.concat(hyp[idx], rows_ref, start, pad)
-        width = max(hyp.size(1), done.size(1))
-        hyp = _pad_to(hyp, width, pad)
-        hyp[idx] = _pad_to(done, width, pad)
-        return hyp
-
     @property
     def _needs_scores(self) -> bool:
         return self.cfg.tokens > 0 and self.cfg.token_sampling != "uniform"
@@ -247,50 +235,6 @@ class Search:
             u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT, t * K + k)
         return u.ge(cfg.rollout_ref_prob)
 
-    def _learned_rollouts(self, decoder, rollin, b, t, prefix_a, learned, max_len):
-        """Greedy continuations of the learned entries, cell by cell on the roll-in state.
-
-        Returns ``gen: [N, G]`` generated tokens (pad where none) and ``unfinished: [N]``
-        (focused roll-outs cut after ``m`` steps, to be finished by the reference policy).
-        """
-        cfg, pad, eos = self.cfg, self.pad, self.eos
-        N = b.numel()
-        B, T = rollin.shape
-        device = rollin.device
-        max_steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
-        pieces, unfinished = [], torch.zeros(N, dtype=torch.bool, device=device)
-        prev = prev_output_tokens(rollin, pad, eos)
-        rows_all = torch.arange(B, device=device)
-        enc_all = decoder.encoder_rows(rows_all)
-        state = {}
-        sel = learned.nonzero().squeeze(1)
-        cell_of = t[sel]
-        last_cell = int(cell_of.max().item())
-        for cell in range(last_cell + 1):
-            decoder.step(prev[:, : cell + 1], state, enc_all)  # state after prefix rollin[:cell]
-            here = sel[cell_of.eq(cell)]
-            for chunk in here.split(max(cfg.rollout_batch_size, 1)):
-                rows = b[chunk]
-                forked = decoder.reorder(state, rows, B)
-                inputs = torch.cat([prev[rows, : cell + 1], prefix_a[chunk, cell:cell + 1]], 1)
-                length = torch.full_like(chunk, cell + 1)
-                tokens, finished = decoder.greedy(inputs, forked, rows, length, max_len[rows],
-                                                  max_steps)
-                pieces.append((chunk, tokens))
-                unfinished[chunk] = ~finished
-        width = max((p[1].size(1) for p in pieces), default=0)
-        gen = torch.full((N, width), pad, dtype=torch.long, device=device)
-        for chunk, tokens in pieces:
-            gen[chunk, : tokens.size(1)] = tokens
-        return gen, unfinished
-
-
-def prev_output_tokens(rollin: Tensor, pad: int, eos: int) -> Tensor:
-    """Decoder inputs ``[EOS] + rollin[:-1]`` with pad where ``rollin`` is pad: ``[B, T]``."""
-    prev = torch.cat([rollin.new_full((rollin.size(0), 1), eos), rollin[:, :-1]], dim=1)
-    return prev.masked_fill(rollin.eq(pad), pad)
-
-
 class _Clock:
     """Wall time of the search's phases (``laps``: seconds per phase name)."""
 
@@ -306,9 +250,3 @@ class _Clock:
     @property
     def total(self) -> float:
         return self.last - self.start
-
-
-def _pad_to(x: Tensor, width: int, pad: int) -> Tensor:
-    if x.size(1) >= width:
-        return x
-    return torch.cat([x, x.new_full((x.size(0), width - x.size(1)), pad)], dim=1)
