@@ -27,7 +27,7 @@ setup(
         "sentencepiece",
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "matplotlib", "sacremoses"],
         "examples": ["matplotlib", "sacremoses"],
         "bench": ["rapidfuzz"],
     },

@@ -151,3 +151,41 @@ def env_without_repo():
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env
+
+
+# Differentiable scheduled sampling models at the same tiny sizes.
+ARCH_ARGS["dss_lstm"] = ["--arch", "dss_lstm", *ARCH_ARGS["lstm"][2:]]
+ARCH_ARGS["dss_transformer"] = ["--arch", "dss_transformer", *ARCH_ARGS["transformer"][2:]]
+
+
+def mixed_length_batch(task_obj, n=6, split="valid"):
+    """A collated batch of ``n`` sentences of ``split`` with as many different target lengths
+    as possible (so it has target-side padding)."""
+    if split not in task_obj.datasets:
+        task_obj.load_dataset(split)
+    dataset = task_obj.dataset(split)
+    by_length = {}
+    for i in range(len(dataset)):
+        by_length.setdefault(int(dataset.tgt_sizes[i]), i)
+    lengths = sorted(by_length, reverse=True)
+    picked = [by_length[length] for length in lengths[:n]]
+    picked += [i for i in range(len(dataset)) if i not in picked][: n - len(picked)]
+    return dataset.collater([dataset[i] for i in picked])
+
+
+def same_weights_model(data_dir, model, arch, extra=()):
+    """A freshly built ``arch`` model (eval mode) holding ``model``'s parameters."""
+    _, _, twin, _ = build(data_dir, arch, extra=extra)
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+def load_example(folder, name):
+    """Import ``examples/<folder>/<name>.py`` (example scripts are not a package)."""
+    import importlib.util
+
+    path = REPO / "examples" / folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{folder}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

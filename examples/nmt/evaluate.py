@@ -1,0 +1,71 @@
+"""BLEU of a translation checkpoint: fairseq-generate (greedy: --beam 1, or beam search),
+subword units removed, Moses detokenisation where the pipeline tokenised, then sacrebleu
+against the raw references of the prepared directory (lowercased for IWSLT14, whose
+outputs are lowercase). IWSLT14 also gets the tokenised BLEU fairseq reports.
+
+    python examples/nmt/evaluate.py --prep data/multi30k --checkpoint SAVE/checkpoint_best.pt \
+        [--split valid] [--beam 1] [--out hyps.txt]
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from fairseq_searnn.cli import user_dir
+from fairseq_searnn.data import nmt_prepare
+
+
+def generate(prep, checkpoint, split, beam, results_dir, batch_size=64, lenpen=1.0,
+             max_len_a=0.0, max_len_b=200):
+    """Subword-level hypotheses of ``split`` in sentence order (fairseq-generate, in-process).
+    ``--required-batch-size-multiple 1``: with fairseq's default (8), batch_by_size drops the
+    last sentences of a split whose size is not a multiple of 8 (fairseq issue #5036)."""
+    from fairseq import options
+    from fairseq_cli import generate as gen
+
+    info = json.loads((Path(prep) / "prep.json").read_text())
+    argv = [str(Path(prep) / "bin"), "--user-dir", user_dir(), "--path", str(checkpoint),
+            "--task", "translation", "--source-lang", info["src"],
+            "--target-lang", info["tgt"], "--gen-subset", split, "--beam", str(beam),
+            "--lenpen", str(lenpen), "--max-len-a", str(max_len_a),
+            "--max-len-b", str(max_len_b), "--batch-size", str(batch_size),
+            "--required-batch-size-multiple", "1", "--cpu", "--results-path", str(results_dir)]
+    args = options.parse_args_and_arch(options.get_generation_parser(), argv)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gen.main(args)
+    return nmt_prepare.read_generate_hypotheses(Path(results_dir) / f"generate-{split}.txt")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--prep", required=True, help="directory made by a prepare_*.py script")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="valid")
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--lenpen", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-len-a", type=float, default=0.0,
+                   help="hypotheses hold at most a * source length + b tokens")
+    p.add_argument("--max-len-b", type=int, default=200)
+    p.add_argument("--out", default=None, help="write the detokenised hypotheses here")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        pieces = generate(args.prep, args.checkpoint, args.split, args.beam, tmp,
+                          args.batch_size, args.lenpen, args.max_len_a, args.max_len_b)
+    score, hyps = nmt_prepare.bleu(args.prep, pieces, args.split)
+    result = {"split": args.split, "beam": args.beam, "sentences": len(hyps),
+              "sacrebleu": round(score.score, 2), "detail": str(score)}
+    if json.loads((Path(args.prep) / "prep.json").read_text()).get("moses"):
+        result["tokenized_bleu"] = round(
+            nmt_prepare.tokenized_bleu(args.prep, pieces, args.split).score, 2)
+    if args.out:
+        nmt_prepare.write_lines(args.out, hyps)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

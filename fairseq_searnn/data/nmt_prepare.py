@@ -1,0 +1,416 @@
+"""Machine-translation data pipelines of the examples: Multi30k and IWSLT14 German-English.
+
+- Multi30k (``prepare_multi30k``): raw ``{train,val}.{de,en}`` -> a joint sentencepiece BPE
+  model trained on the training split -> pieces -> fairseq binaries with a joined dictionary.
+- IWSLT14 (``prepare_iwslt14``): the official archive ``de-en.tgz`` (downloaded from fairseq's
+  public data mirror as fairseq's ``prepare-iwslt14.sh`` does, or a local archive / extracted
+  directory) -> fairseq's recipe in Python: tag filtering, Moses tokenisation (sacremoses, with
+  the Perl tokenizer's default escaping), ``clean-corpus-n`` (ratio 1.5, 1-175 tokens),
+  lowercasing; valid = every 23rd training pair; test = dev2010 + dev2012 + tst2010-2012 ->
+  joint BPE: sentencepiece (default) or the standard subword-nmt codes (``--bpe-codes``,
+  applied by :class:`SubwordNmtCodes`, which reproduces subword-nmt's ``apply_bpe.py``) ->
+  fairseq binaries with a joined dictionary.
+
+Every prepared directory holds ``bin/`` (for fairseq), ``ref/{split}.{lang}`` (the raw,
+untokenised references that BLEU is computed against) and ``prep.json`` (how to undo the
+subword / Moses steps: :func:`postprocess`).
+"""
+
+import contextlib
+import html
+import io
+import json
+import logging
+import re
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+IWSLT14_URL = "http://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz"
+IWSLT14_TEST_SETS = ("IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010",
+                     "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012")
+SPLITS = ("train", "valid", "test")
+
+
+def read_lines(path, limit: int = 0) -> List[str]:
+    """Lines of a UTF-8 file without their newline (the first ``limit`` if > 0)."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            out.append(line.rstrip("\n"))
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+def write_lines(path, lines: Iterable[str]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line + "\n")
+
+
+# --------------------------------------------------------------------------- sentencepiece
+
+
+def train_sentencepiece(files: Sequence, model_prefix, vocab_size: int,
+                        max_sentences: int = 2_000_000) -> Path:
+    """A joint BPE sentencepiece model over ``files`` (full character coverage)."""
+    import sentencepiece as spm
+
+    spm.SentencePieceTrainer.train(
+        input=",".join(str(f) for f in files), model_prefix=str(model_prefix),
+        vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
+        input_sentence_size=max_sentences, shuffle_input_sentence=True,
+        hard_vocab_limit=False, minloglevel=2)
+    return Path(f"{model_prefix}.model")
+
+
+def _spm(model):
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=str(model))
+
+
+def spm_encode(model, lines: Iterable[str]) -> List[str]:
+    """Each line as space-separated sentencepiece pieces."""
+    sp = _spm(model)
+    return [" ".join(sp.encode(line, out_type=str)) for line in lines]
+
+
+# ---------------------------------------------------------------------------- subword-nmt
+
+
+class SubwordNmtCodes:
+    """Applies subword-nmt BPE merge codes (``learn_bpe.py`` output, version 0.1 or 0.2) the
+    way ``apply_bpe.py -c CODES`` does without vocabulary / glossaries / dropout: words split
+    on single spaces, merges applied by rank, ``@@`` continuation markers."""
+
+    def __init__(self, path, separator: str = "@@"):
+        lines = read_lines(path)
+        self.version = (0, 1)
+        if lines and lines[0].startswith("#version:"):
+            self.version = tuple(int(x) for x in re.findall(r"\d+", lines[0])[:2])
+            lines = lines[1:]
+        codes = [tuple(line.strip("\r\n ").split(" ")) for line in lines if line.strip()]
+        for i, code in enumerate(codes):
+            if len(code) != 2:
+                raise ValueError(f"{path}: line {i + 2} is not a merge pair: {code!r}")
+        self.ranks = {code: i for i, code in reversed(list(enumerate(codes)))}
+        self.separator = separator
+        self.cache: Dict[str, Tuple[str, ...]] = {}
+
+    def encode_word(self, word: str) -> Tuple[str, ...]:
+        if word in self.cache:
+            return self.cache[word]
+        if len(word) == 1:
+            return (word,)
+        if self.version == (0, 1):
+            parts = list(word) + ["</w>"]
+        else:
+            parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            pairs = [(self.ranks[p], i, p) for i, p in enumerate(zip(parts, parts[1:]))
+                     if p in self.ranks]
+            if not pairs:
+                break
+            best = min(pairs)[2]
+            merged, i = [], 0
+            for _, j, p in pairs:
+                if p != best or j < i:
+                    continue
+                merged.extend(parts[i:j])
+                merged.append(best[0] + best[1])
+                i = j + 2
+            merged.extend(parts[i:])
+            parts = merged
+        if parts[-1] == "</w>":
+            parts = parts[:-1]
+        elif parts[-1].endswith("</w>"):
+            parts[-1] = parts[-1][: -len("</w>")]
+        self.cache[word] = out = tuple(parts)
+        return out
+
+    def segment(self, line: str) -> str:
+        out = []
+        for word in line.strip("\r\n ").split(" "):
+            if not word:
+                continue
+            parts = self.encode_word(word)
+            out.extend(p + self.separator for p in parts[:-1])
+            out.append(parts[-1])
+        return " ".join(out)
+
+
+# ----------------------------------------------------------------------------------- Moses
+
+
+def moses_tokenize(lines: Iterable[str], lang: str) -> List[str]:
+    """``tokenizer.perl -l LANG`` (default: escaping on, no aggressive hyphen splitting)."""
+    from sacremoses import MosesTokenizer
+
+    tok = MosesTokenizer(lang=lang)
+    return [tok.tokenize(line, escape=True, return_str=True, aggressive_dash_splits=False)
+            for line in lines]
+
+
+def moses_detokenize(lines: Iterable[str], lang: str) -> List[str]:
+    """``detokenizer.perl -l LANG`` (unescapes ``&apos;`` etc.)."""
+    from sacremoses import MosesDetokenizer
+
+    detok = MosesDetokenizer(lang=lang)
+    return [detok.detokenize(line.split(), unescape=True) for line in lines]
+
+
+def clean_corpus(src: Sequence[str], tgt: Sequence[str], ratio: float = 1.5,
+                 min_len: int = 1, max_len: int = 175) -> List[int]:
+    """Indices of the pairs ``clean-corpus-n.perl -ratio R ... MIN MAX`` keeps (whitespace
+    collapsed; token counts within [MIN, MAX]; length ratio at most R both ways)."""
+    keep = []
+    for i, (a, b) in enumerate(zip(src, tgt)):
+        na, nb = len(a.split()), len(b.split())
+        if not (min_len <= na <= max_len and min_len <= nb <= max_len):
+            continue
+        if na / nb > ratio or nb / na > ratio:
+            continue
+        keep.append(i)
+    return keep
+
+
+# ---------------------------------------------------------------------------------- IWSLT14
+
+_TAGS_DROPPED = ("<url>", "<talkid>", "<keywords>")
+_TAGS_STRIPPED = re.compile(r"</?(title|description)>")
+_SEG = re.compile(r'<seg id="[0-9]*">\s*(.*?)\s*</seg>\s*$')
+
+
+def iwslt_train_lines(path) -> List[str]:
+    """``train.tags.de-en.L`` as fairseq filters it: lines with ``<url>``, ``<talkid>``,
+    ``<keywords>`` dropped, ``<title>``/``<description>`` tags removed."""
+    return [_TAGS_STRIPPED.sub("", line) for line in read_lines(path)
+            if not any(t in line for t in _TAGS_DROPPED)]
+
+
+def iwslt_xml_segments(path) -> List[str]:
+    """The ``<seg id>`` texts of an IWSLT xml file (curly apostrophe made straight)."""
+    out = []
+    for line in read_lines(path):
+        if "<seg id" in line:
+            m = _SEG.search(line.strip("\r"))
+            text = m.group(1) if m else re.sub(r"<[^>]+>", "", line).strip()
+            out.append(text.replace("\u2019", "'"))
+    return out
+
+
+def fetch_iwslt14(source: Optional[str], workdir) -> Path:
+    """The extracted ``de-en`` directory: ``source`` may be that directory, a ``de-en.tgz``
+    archive, or None (download :data:`IWSLT14_URL`, as fairseq's prepare-iwslt14.sh)."""
+    workdir = Path(workdir)
+    if source and Path(source).is_dir():
+        return Path(source)
+    archive = Path(source) if source else workdir / "de-en.tgz"
+    if not source and not archive.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        print(f"downloading {IWSLT14_URL} ...", flush=True)
+        with urllib.request.urlopen(IWSLT14_URL) as r, open(archive, "wb") as f:
+            shutil.copyfileobj(r, f)
+    with tarfile.open(archive) as tar:
+        try:
+            tar.extractall(workdir, filter="data")  # no absolute paths / links outside
+        except TypeError:  # Python < 3.8.17 / 3.11.4: no extraction filters
+            tar.extractall(workdir)
+    found = sorted(workdir.glob("**/train.tags.de-en.de"))
+    if not found:
+        raise FileNotFoundError(f"no train.tags.de-en.de in {archive}")
+    return found[0].parent
+
+
+# ------------------------------------------------------------------------------- binarising
+
+
+def binarize(text_dir, dest_dir, src: str, tgt: str, splits: Sequence[str] = SPLITS,
+             workers: int = 1) -> Path:
+    """fairseq's preprocessing of ``text_dir/{split}.{src,tgt}`` with a joined dictionary."""
+    from fairseq import options
+    from fairseq_cli import preprocess
+
+    logging.getLogger("fairseq_cli.preprocess").setLevel(logging.WARNING)
+    argv = ["--source-lang", src, "--target-lang", tgt, "--destdir", str(dest_dir),
+            "--joined-dictionary", "--workers", str(workers)]
+    for split, flag in (("train", "--trainpref"), ("valid", "--validpref"),
+                        ("test", "--testpref")):
+        if split in splits:
+            argv += [flag, str(Path(text_dir) / split)]
+    args = options.get_preprocessing_parser().parse_args(argv)
+    with contextlib.redirect_stdout(io.StringIO()):
+        preprocess.main(args)
+    return Path(dest_dir)
+
+
+def _encode_all(out: Path, texts: Dict[str, Dict[str, List[str]]], bpe: str, vocab: int,
+                codes=None) -> Dict[str, str]:
+    """Joint subword model on the training split, applied to every split into ``out/bpe``."""
+    info: Dict[str, str] = {"bpe": bpe}
+    langs = list(texts["train"])
+    if bpe == "sentencepiece":
+        train_files = []
+        for lang in langs:
+            write_lines(out / "spm-train" / f"train.{lang}", texts["train"][lang])
+            train_files.append(out / "spm-train" / f"train.{lang}")
+        model = train_sentencepiece(train_files, out / "spm", vocab)
+        shutil.rmtree(out / "spm-train")
+        info["spm_model"] = model.name
+        encode = lambda lines: spm_encode(model, lines)  # noqa: E731
+    elif bpe == "subword-nmt":
+        if codes is None:
+            raise ValueError("--bpe subword-nmt needs --bpe-codes (e.g. the standard "
+                             "fairseq 10k codes)")
+        shutil.copy(codes, out / "code")
+        info["codes"] = "code"
+        applier = SubwordNmtCodes(out / "code")
+        encode = lambda lines: [applier.segment(x) for x in lines]  # noqa: E731
+    else:
+        raise ValueError(f"unknown bpe {bpe!r}: sentencepiece or subword-nmt")
+    for split, by_lang in texts.items():
+        for lang, lines in by_lang.items():
+            write_lines(out / "bpe" / f"{split}.{lang}", encode(lines))
+    return info
+
+
+def _finish(out: Path, info: Dict, src: str, tgt: str, splits: Sequence[str]) -> Path:
+    binarize(out / "bpe", out / "bin", src, tgt, splits)
+    info.update(src=src, tgt=tgt, splits=list(splits))
+    (out / "prep.json").write_text(json.dumps(info, indent=1) + "\n")
+    return out
+
+
+def prepare_multi30k(raw_dir, out, vocab: int = 8000, src: str = "de", tgt: str = "en",
+                     max_lines: int = 0) -> Path:
+    """Multi30k: ``raw_dir/{train,val[,test*]}.{de,en}`` -> ``out`` (see module doc).
+    ``val`` becomes fairseq's ``valid``; ``test`` is used when ``raw_dir/test.{src,tgt}``
+    exists (e.g. test_2016_flickr renamed)."""
+    raw, out = Path(raw_dir), Path(out)
+    names = {"train": "train", "valid": "val", "test": "test"}
+    texts: Dict[str, Dict[str, List[str]]] = {}
+    for split, name in names.items():
+        if all((raw / f"{name}.{lang}").exists() for lang in (src, tgt)):
+            texts[split] = {lang: read_lines(raw / f"{name}.{lang}", max_lines)
+                            for lang in (src, tgt)}
+    if "train" not in texts or "valid" not in texts:
+        raise FileNotFoundError(f"{raw} needs train.{{{src},{tgt}}} and val.{{{src},{tgt}}}")
+    for split, by_lang in texts.items():
+        for lang, lines in by_lang.items():
+            write_lines(out / "ref" / f"{split}.{lang}", lines)
+    info = _encode_all(out, texts, "sentencepiece", vocab)
+    info.update(lowercase=False, moses=False)
+    return _finish(out, info, src, tgt, list(texts))
+
+
+def prepare_iwslt14(source: Optional[str], out, bpe: str = "sentencepiece",
+                    vocab: int = 10000, codes=None, max_lines: int = 0,
+                    workdir=None) -> Path:
+    """IWSLT14 de-en as fairseq's prepare-iwslt14.sh (see module doc). ``source``: the
+    extracted ``de-en`` directory, a ``de-en.tgz``, or None to download. ``max_lines`` > 0
+    keeps only the first training lines (tests)."""
+    out = Path(out)
+    orig = fetch_iwslt14(source, Path(workdir or out / "orig"))
+    src, tgt = "de", "en"
+    raw = {lang: iwslt_train_lines(orig / f"train.tags.de-en.{lang}") for lang in (src, tgt)}
+    if len(raw[src]) != len(raw[tgt]):
+        raise ValueError(f"{orig}: train.tags files have {len(raw[src])} / {len(raw[tgt])} "
+                         "lines after tag filtering")
+    if max_lines:
+        raw = {lang: lines[:max_lines] for lang, lines in raw.items()}
+    tok = {lang: moses_tokenize(lines, lang) for lang, lines in raw.items()}
+    keep = clean_corpus(tok[src], tok[tgt])
+    # clean-corpus-n.perl also collapses whitespace; lowercase.perl comes after cleaning
+    tok = {lang: [" ".join(lines[i].split()).lower() for i in keep] for lang, lines in tok.items()}
+    raw = {lang: [lines[i].strip() for i in keep] for lang, lines in raw.items()}
+    texts: Dict[str, Dict[str, List[str]]] = {"train": {}, "valid": {}, "test": {}}
+    refs: Dict[str, Dict[str, List[str]]] = {"train": {}, "valid": {}, "test": {}}
+    for lang in (src, tgt):
+        # awk NR%23: 1-based line numbers
+        texts["valid"][lang] = [x for n, x in enumerate(tok[lang], 1) if n % 23 == 0]
+        texts["train"][lang] = [x for n, x in enumerate(tok[lang], 1) if n % 23 != 0]
+        refs["valid"][lang] = [x for n, x in enumerate(raw[lang], 1) if n % 23 == 0]
+        refs["train"][lang] = [x for n, x in enumerate(raw[lang], 1) if n % 23 != 0]
+        test_raw = []
+        for name in IWSLT14_TEST_SETS:
+            path = orig / f"{name}.de-en.{lang}.xml"
+            if path.exists():
+                test_raw.extend(iwslt_xml_segments(path))
+        refs["test"][lang] = [html.unescape(x) for x in test_raw]
+        texts["test"][lang] = [x.lower() for x in moses_tokenize(test_raw, lang)]
+    if not texts["test"][src]:
+        del texts["test"], refs["test"]
+    for split in texts:
+        for lang in (src, tgt):
+            write_lines(out / "tok" / f"{split}.{lang}", texts[split][lang])
+            write_lines(out / "ref" / f"{split}.{lang}", refs[split][lang])
+    info = _encode_all(out, texts, bpe, vocab, codes)
+    info.update(lowercase=True, moses=True)
+    return _finish(out, info, src, tgt, list(texts))
+
+
+# ------------------------------------------------------------------------------- evaluation
+
+
+def postprocess(prep_dir, lines: Iterable[str], lang: str) -> List[str]:
+    """Model outputs (subword units, as fairseq-generate's ``H`` lines without
+    ``--post-process``) -> detokenised text comparable with ``ref/``."""
+    info = json.loads((Path(prep_dir) / "prep.json").read_text())
+    lines = list(lines)
+    if info["bpe"] == "sentencepiece":
+        sp = _spm(Path(prep_dir) / info["spm_model"])
+        lines = [sp.decode_pieces(x.split()) for x in lines]
+    else:
+        lines = [(x + " ").replace("@@ ", "").rstrip() for x in lines]
+    if info.get("moses"):
+        lines = moses_detokenize(lines, lang)
+    return lines
+
+
+def read_generate_hypotheses(path) -> List[str]:
+    """Hypotheses of a ``fairseq-generate`` output (``H-<id>\\t<score>\\t<text>`` lines),
+    in sentence-id order."""
+    hyps = {}
+    for line in read_lines(path):
+        if line.startswith("H-"):
+            head, _, text = line.split("\t", 2) if line.count("\t") >= 2 else (line, "", "")
+            hyps[int(head[2:])] = text
+    return [hyps[i] for i in sorted(hyps)]
+
+
+def bleu(prep_dir, hyps_subword: Sequence[str], split: str, lowercase: Optional[bool] = None):
+    """sacrebleu corpus BLEU of detokenised hypotheses against ``ref/{split}.{tgt}`` (raw).
+    ``lowercase`` defaults to the pipeline's (IWSLT14 output is lowercased)."""
+    import sacrebleu
+
+    info = json.loads((Path(prep_dir) / "prep.json").read_text())
+    refs = read_lines(Path(prep_dir) / "ref" / f"{split}.{info['tgt']}")
+    if len(refs) != len(hyps_subword):
+        raise ValueError(f"{len(hyps_subword)} hypotheses for {len(refs)} references "
+                         f"of {split}")
+    hyps = postprocess(prep_dir, hyps_subword, info["tgt"])
+    lc = info.get("lowercase", False) if lowercase is None else lowercase
+    return sacrebleu.corpus_bleu(hyps, [refs], lowercase=lc), hyps
+
+
+def tokenized_bleu(prep_dir, hyps_subword: Sequence[str], split: str):
+    """BLEU on the pipeline's Moses-tokenised, lowercased text (what fairseq-generate
+    reports for IWSLT14 with ``--remove-bpe``); IWSLT14 only."""
+    import sacrebleu
+
+    info = json.loads((Path(prep_dir) / "prep.json").read_text())
+    if not info.get("moses"):
+        raise ValueError("tokenised BLEU needs a Moses-tokenised pipeline (IWSLT14)")
+    refs = read_lines(Path(prep_dir) / "tok" / f"{split}.{info['tgt']}")
+    if info["bpe"] == "sentencepiece":
+        sp = _spm(Path(prep_dir) / info["spm_model"])
+        hyps = [sp.decode_pieces(x.split()) for x in hyps_subword]
+    else:
+        hyps = [(x + " ").replace("@@ ", "").rstrip() for x in hyps_subword]
+    return sacrebleu.corpus_bleu(hyps, [refs], tokenize="none")
+

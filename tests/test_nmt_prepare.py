@@ -1,0 +1,165 @@
+"""Translation data pipelines (fairseq_searnn.data.nmt_prepare, examples/nmt), offline."""
+
+import json
+import subprocess
+import sys
+import tarfile
+
+import pytest
+import torch
+
+import helpers
+from fairseq_searnn.data import nmt_prepare as nmt
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(_two_threads):
+    """Tiny models gain nothing from a second thread, and lose much on a busy machine."""
+    torch.set_num_threads(1)
+
+
+def test_subword_nmt_codes_reproduce_the_standard_fairseq_bpe(shared_data):
+    iwslt = shared_data / "iwslt14"
+    codes = nmt.SubwordNmtCodes(iwslt / "bpe10k" / "code")
+    assert codes.version == (0, 2)
+    for lang in ("de", "en"):
+        tok = nmt.read_lines(iwslt / "tok" / f"valid.{lang}", 1500)
+        expected = nmt.read_lines(iwslt / "bpe10k" / f"valid.{lang}", 1500)
+        assert [codes.segment(line) for line in tok] == expected
+
+
+def test_subword_nmt_codes_by_hand(tmp_path):
+    path = tmp_path / "code"
+    path.write_text("#version: 0.2\nl o\nlo w</w>\ne r</w>\n")
+    codes = nmt.SubwordNmtCodes(path)
+    assert codes.segment("low lower  newer a") == "low lo@@ w@@ er n@@ e@@ w@@ er a"
+
+
+def test_clean_corpus_like_moses():
+    src = ["a b c", "a", "", "a b c d", " ".join("x" * 176)]
+    tgt = ["x y", "x y", "x", "x y", "x"]
+    # ratio 1.5: 3/2 kept, 2/1 dropped; empty dropped; 4/2 dropped; > 175 tokens dropped
+    assert nmt.clean_corpus(src, tgt) == [0]
+    assert nmt.clean_corpus(["a  b"], ["x y z"]) == [0]
+
+
+def test_iwslt_parsers(tmp_path):
+    train = tmp_path / "train.tags.de-en.en"
+    train.write_text("<url>http://x</url>\n<keywords>a, b</keywords>\n<talkid>1</talkid>\n"
+                     "<title>The title</title>\n<description>Desc.</description>\n"
+                     "Plain text line.\n")
+    assert nmt.iwslt_train_lines(train) == ["The title", "Desc.", "Plain text line."]
+    xml = tmp_path / "IWSLT14.TED.dev2010.de-en.en.xml"
+    xml.write_text('<doc docid="1">\n<seg id="1"> It\u2019s here. </seg>\n'
+                   '<seg id="2">Second &amp; last.</seg>\n</doc>\n')
+    assert nmt.iwslt_xml_segments(xml) == ["It's here.", "Second &amp; last."]
+
+
+def _fake_iwslt_archive(shared_data, root, n=460):
+    """A de-en.tgz laid out like the official one, from the IWSLT14 valid files: text
+    detokenised back from the shared tokenised files, tag lines, xml test sets."""
+    orig = root / "de-en"
+    orig.mkdir(parents=True)
+    raw = {}
+    for lang in ("de", "en"):
+        tok = nmt.read_lines(shared_data / "iwslt14" / "tok" / f"valid.{lang}", n + 40)
+        raw[lang] = nmt.moses_detokenize(tok, lang)
+        body = [f"<url>http://www.ted.com/talks/{i}</url>" if i % 50 == 0 else line
+                for i, line in enumerate(raw[lang][:n])]
+        lines = ["<keywords>talks, science</keywords>", "<talkid>1</talkid>",
+                 "<title>A talk</title>", "<description>TED talk.</description>", *body]
+        nmt.write_lines(orig / f"train.tags.de-en.{lang}", lines)
+        for k, name in enumerate(nmt.IWSLT14_TEST_SETS[:2]):
+            segs = raw[lang][n + 20 * k:n + 20 * (k + 1)]
+            nmt.write_lines(orig / f"{name}.de-en.{lang}.xml",
+                            ['<doc docid="1" genre="lectures">',
+                             *(f'<seg id="{i + 1}"> {s} </seg>' for i, s in enumerate(segs)),
+                             "</doc>"])
+    archive = root / "de-en.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(orig, arcname="de-en")
+    return archive, raw
+
+
+def test_iwslt14_pipeline_offline(tmp_path, shared_data):
+    archive, raw = _fake_iwslt_archive(shared_data, tmp_path / "src")
+    out = nmt.prepare_iwslt14(str(archive), tmp_path / "iwslt", vocab=200,
+                              workdir=tmp_path / "orig")
+    tok = {s: {lang: nmt.read_lines(out / "tok" / f"{s}.{lang}") for lang in ("de", "en")}
+           for s in ("train", "valid", "test")}
+    kept = len(tok["train"]["en"]) + len(tok["valid"]["en"])
+    # 2 title/description lines + 460 text lines, 10 of them <url>: 452 pairs before cleaning
+    assert 400 < kept <= 452
+    assert len(tok["valid"]["en"]) == kept // 23
+    assert len(tok["test"]["de"]) == len(tok["test"]["en"]) == 40
+    for split in tok.values():
+        for lines in split.values():
+            assert all(line == line.lower() and "<" not in line for line in lines)
+    # Moses tokenisation as fairseq's: most re-tokenised lines equal the shared tokenised
+    # valid files (the rest differ by sentence-internal periods, split only before capitals)
+    shared = set(nmt.read_lines(shared_data / "iwslt14" / "tok" / "valid.en", 500))
+    agree = sum(line in shared for line in tok["train"]["en"]) / len(tok["train"]["en"])
+    assert agree > 0.85
+    assert nmt.read_lines(out / "ref" / "test.en") == raw["en"][460:500]
+    info = json.loads((out / "prep.json").read_text())
+    assert info["bpe"] == "sentencepiece" and info["moses"] and info["lowercase"]
+    for split in ("train", "valid", "test"):
+        for lang in ("de", "en"):
+            assert (out / "bin" / f"{split}.de-en.{lang}.bin").exists()
+    # undoing BPE + Moses: the references' own subword units score (almost) 100 BLEU
+    units = nmt.read_lines(out / "bpe" / "valid.en")
+    score, hyps = nmt.bleu(out, units, "valid")
+    assert len(hyps) == len(units) and score.score > 90
+    assert nmt.tokenized_bleu(out, units, "valid").score == pytest.approx(100.0)
+    # the standard fairseq codes instead of sentencepiece
+    out2 = nmt.prepare_iwslt14(str(tmp_path / "orig" / "de-en"), tmp_path / "iwslt-bpe10k",
+                               bpe="subword-nmt",
+                               codes=shared_data / "iwslt14" / "bpe10k" / "code")
+    codes = nmt.SubwordNmtCodes(shared_data / "iwslt14" / "bpe10k" / "code")
+    assert nmt.read_lines(out2 / "bpe" / "valid.de") == [
+        codes.segment(x) for x in tok["valid"]["de"]]
+    assert nmt.tokenized_bleu(out2, nmt.read_lines(out2 / "bpe" / "valid.en"),
+                              "valid").score == pytest.approx(100.0)
+
+
+def test_multi30k_pipeline_train_and_score(tmp_path, shared_data):
+    prepare = helpers.load_example("nmt", "prepare_multi30k")
+    out = prepare.main(["--raw-dir", str(shared_data / "multi30k" / "raw"),
+                        "--out", str(tmp_path / "m30k"), "--vocab", "200",
+                        "--max-lines", "203"])
+    units = nmt.read_lines(out / "bpe" / "valid.en")
+    assert len(units) == 203 and all("\u2581" in line for line in units)
+    assert nmt.bleu(out, units, "valid")[0].score == pytest.approx(100.0)
+    vocab = nmt.read_lines(out / "bin" / "dict.de.txt")
+    assert vocab == nmt.read_lines(out / "bin" / "dict.en.txt")  # joined dictionary
+    assert 150 <= len(vocab) <= 260
+
+    save = tmp_path / "ckpt"
+    helpers.run_training([
+        str(out / "bin"), "--user-dir", helpers.USER_DIR, "--task", "translation",
+        "-s", "de", "-t", "en", *helpers.ARCH_ARGS["lstm"], "--encoder-bidirectional",
+        "--criterion", "searnn_skl", "--searnn-cost", "bleu", "--rollin", "reference",
+        "--rollout", "mixed", "--searnn-alpha", "200", "--searnn-tokens", "3",
+        "--searnn-token-sampling", "topk-neighbors", "--searnn-neighbors", "1",
+        "--searnn-reference", "best-suffix", "--searnn-reference-cost", "bleu1",
+        "--searnn-cells", "2", "--rollout-max-len-a", "1.5", "--rollout-max-len-b", "5",
+        "--optimizer", "adam", "--lr", "0.005", "--batch-size", "32", "--max-update", "3",
+        "--cpu", "--num-workers", "0", "--save-dir", str(save), "--no-epoch-checkpoints",
+        "--no-progress-bar", "--seed", "1"])
+    script = helpers.REPO / "examples" / "nmt" / "evaluate.py"
+    hyp_file = tmp_path / "hyps.txt"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--prep", str(out), "--checkpoint",
+         str(save / "checkpoint_last.pt"), "--split", "valid", "--beam", "2",
+         "--max-len-a", "1.2", "--max-len-b", "5", "--out", str(hyp_file)],
+        capture_output=True, text=True, env=helpers.env_without_repo(), cwd=tmp_path,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["sentences"] == 203 and result["beam"] == 2
+    hyps = nmt.read_lines(hyp_file)
+    refs = nmt.read_lines(out / "ref" / "valid.en")
+    import sacrebleu
+
+    assert result["sacrebleu"] == pytest.approx(
+        round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
