@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""OCR recipe of SeaRNN (Leblond et al., ICLR 2018, Section 4): train, decode the test fold
+greedily, report the Hamming error (total errors / total characters x 100).
+
+    python examples/ocr/run.py kl --data ../shared/data/ocr/letter.data.gz --out runs/ocr-kl
+
+Methods: ``mle`` (cross-entropy), ``ll`` / ``kl`` (SeaRNN, learned roll-in, mixed roll-out,
+every token of every cell), ``sll`` / ``skl`` (the same with 5 sampled tokens per cell). Every
+run uses the paper's setup: GRU 128, SGD with constant step 0.5, batches of 64 words, Hamming
+cost. Stage ``train`` runs ``fairseq-train`` (best checkpoint by the validation fold's greedy
+Hamming error; with ``--valid-fold -1`` every non-test fold trains, as in the paper, and the
+last checkpoint is tested), stage ``test`` runs ``fairseq-generate --beam 1`` on the test fold
+and scores it. Each command is printed before it runs; ``OUT/result.json`` holds the numbers
+and the wall times. Arguments after ``--`` go to fairseq-train.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+METHODS = ("mle", "ll", "kl", "sll", "skl")
+
+
+def _tool(name):
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _user_dir():
+    import fairseq_searnn.cli
+
+    return fairseq_searnn.cli.user_dir()
+
+
+def task_args(args):
+    return ["--user-dir", _user_dir(), "--task", "ocr", "--ocr-data", str(args.data),
+            "--ocr-test-fold", str(args.test_fold), "--ocr-valid-fold", str(args.valid_fold),
+            "--ocr-eval-max-len-b", str(args.max_len_b), "--cpu"]
+
+
+def criterion_args(args):
+    if args.method == "mle":
+        return ["--criterion", "cross_entropy"]
+    out = ["--criterion", f"searnn_{args.method}", "--searnn-cost", "hamming",
+           "--rollin", "learned", "--rollout", "mixed", "--rollout-ref-prob", "0.5",
+           "--rollout-max-len-a", "1", "--rollout-max-len-b", str(args.max_len_b)]
+    if args.method in ("kl", "skl"):
+        out += ["--searnn-alpha", str(args.alpha)]
+    if args.method in ("sll", "skl"):
+        out += ["--searnn-tokens", str(args.tokens), "--searnn-token-sampling", args.sampling]
+    return out
+
+
+def train_argv(args, extra=()):
+    """fairseq-train arguments (without the program name)."""
+    if args.valid_fold < 0:  # every non-test fold trains (as in the paper): no validation
+        validation = ["--disable-validation"]
+    else:
+        validation = ["--ocr-eval-hamming", "--best-checkpoint-metric", "hamming"]
+    return [
+        *task_args(args), *validation, "--arch", "ocr_gru",
+        "--ocr-hidden-size", str(args.hidden_size), *criterion_args(args),
+        "--optimizer", "sgd", "--lr", str(args.lr), "--lr-scheduler", "fixed",
+        "--batch-size", str(args.batch_size), "--max-epoch", str(args.max_epoch),
+        "--seed", str(args.seed), "--num-workers", "0",
+        "--save-dir", str(args.out), "--no-epoch-checkpoints",
+        "--log-format", "simple", "--log-interval", "20", "--no-progress-bar", *extra,
+    ]
+
+
+def generate_argv(args, checkpoint):
+    """fairseq-generate arguments: greedy decoding of the test fold."""
+    return [*task_args(args), "--path", str(checkpoint), "--gen-subset", "test", "--beam", "1",
+            "--max-len-a", "1", "--max-len-b", str(args.max_len_b), "--batch-size", "64"]
+
+
+def checkpoint_name(args):
+    """The checkpoint the test stage decodes: best on the validation fold, else the last."""
+    return "checkpoint_last.pt" if args.valid_fold < 0 else "checkpoint_best.pt"
+
+
+def hamming_from_generate(text):
+    """``(errors, characters, words)`` of fairseq-generate output (``T-``/``H-`` lines)."""
+    from fairseq_searnn.data.ocr import hamming_errors
+
+    refs, hyps = {}, {}
+    for line in text.splitlines():
+        if line.startswith("T-"):
+            key, _, letters = line.partition("\t")
+            refs[key[2:]] = letters.split()
+        elif line.startswith("H-"):
+            fields = line.split("\t")
+            hyps[fields[0][2:]] = fields[2].split() if len(fields) > 2 else []
+    if not refs or set(refs) != set(hyps):
+        raise ValueError(f"generate output: {len(refs)} references, {len(hyps)} hypotheses")
+    errors = sum(hamming_errors(hyps[k], refs[k]) for k in refs)
+    return errors, sum(len(r) for r in refs.values()), len(refs)
+
+
+def _run(cmd, log):
+    """Run ``cmd`` with its output in ``log``; returns the wall time in seconds."""
+    print("+ " + " ".join(cmd), flush=True)
+    start = time.time()
+    with open(log, "w") as f:
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = "".join(Path(log).read_text().splitlines(True)[-30:])
+        raise SystemExit(f"{Path(cmd[0]).name} failed (exit {code}); end of {log}:\n{tail}")
+    return round(time.time() - start, 1)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("method", choices=METHODS, help="training criterion (see above)")
+    p.add_argument("--data", required=True, help="letter.data or letter.data.gz")
+    p.add_argument("--out", type=Path, help="output directory (default: runs/ocr-METHOD)")
+    p.add_argument("--stages", default="train,test", help="comma-separated: train, test")
+    p.add_argument("--max-epoch", type=int, default=50, help="training epochs")
+    p.add_argument("--hidden-size", type=int, default=128, help="GRU size (paper: 128)")
+    p.add_argument("--batch-size", type=int, default=64, help="words per batch (paper: 64)")
+    p.add_argument("--lr", type=float, default=0.5, help="constant SGD step (paper: 0.5)")
+    p.add_argument("--alpha", type=float, default=40.0,
+                   help="kl / skl: target softmax(-alpha * cost); the paper tunes it on "
+                        "validation data without reporting it (see README)")
+    p.add_argument("--tokens", type=int, default=5, help="sll / skl: tokens per cell")
+    p.add_argument("--sampling", default="topk",
+                   help="sll / skl: uniform, policy, biased or topk")
+    p.add_argument("--max-len-b", type=int, default=5,
+                   help="roll-ins and roll-outs stop at the word's letters + this; validation "
+                        "and test decoding at the batch's longest word + this")
+    p.add_argument("--test-fold", type=int, default=0, help="test fold (never tuned on)")
+    p.add_argument("--valid-fold", type=int, default=1, help="validation fold")
+    p.add_argument("--seed", type=int, default=1, help="fairseq --seed")
+    args, extra = p.parse_known_args(argv)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    args.out = args.out or Path("runs") / f"ocr-{args.method}"
+    return args, extra
+
+
+def main(argv=None):
+    args, extra = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result_path = args.out / "result.json"
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    result["method"] = args.method
+    stages = args.stages.split(",")
+    if "train" in stages:
+        result["train_wall_s"] = _run([_tool("fairseq-train"), *train_argv(args, extra)],
+                                      args.out / "train.log")
+    if "test" in stages:
+        gen = args.out / "test.generate.txt"
+        result["test_wall_s"] = _run(
+            [_tool("fairseq-generate"), *generate_argv(args, args.out / checkpoint_name(args))],
+            gen)
+        errors, chars, words = hamming_from_generate(gen.read_text())
+        result.update(test_words=words, test_characters=chars, test_errors=errors,
+                      test_hamming_error_percent=round(100.0 * errors / chars, 2))
+    result_path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
