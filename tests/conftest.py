@@ -1,5 +1,7 @@
 """Session fixtures: a generated toy parallel corpus binarised with fairseq's preprocessing."""
 
+import logging
+
 import pytest
 import torch
 
@@ -10,6 +12,21 @@ import helpers
 def _two_threads():
     """Tests run on 2-core machines: keep torch from oversubscribing them."""
     torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """In-process fairseq runs (and the demo) configure logging globally: give every test the
+    levels and enabled flags the previous one started with."""
+    def loggers():
+        found = logging.Logger.manager.loggerDict.values()
+        return [logging.getLogger()] + [lg for lg in found if isinstance(lg, logging.Logger)]
+
+    saved = {lg.name: (lg.level, lg.disabled) for lg in loggers()}
+    yield
+    for lg in loggers():  # loggers created during the test go back to the defaults
+        lg.setLevel(saved.get(lg.name, (logging.NOTSET, False))[0])
+        lg.disabled = saved.get(lg.name, (logging.NOTSET, False))[1]
 
 
 @pytest.fixture(scope="session")
