@@ -1,0 +1,54 @@
+"""Run every benchmark and write one JSON: ``python benchmarks/run.py [--quick] [--json FILE]``.
+
+``--quick`` (about 5 minutes on 2 cores) keeps the shapes of the headline ratios and cuts
+repetitions and the sweeps. Headline keys: ``rollout_tokens_per_s_vs_sequence_generator``
+{lstm, transformer}, ``bleu_speedup_vs_sacrebleu``, ``edit_speedup_vs_rapidfuzz``,
+``reference_rollout_step_vs_mle`` {lstm, transformer}, ``skl5_speedup_vs_kl_full``,
+``peak_memory_vs_mle``, and the time breakdown of SeaRNN steps (``engine.nmt_steps``).
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_costs  # noqa: E402
+import bench_dss  # noqa: E402
+import bench_engine  # noqa: E402
+
+HEADLINE = {
+    "engine": ["rollout_tokens_per_s_vs_sequence_generator", "reference_rollout_step_vs_mle",
+               "skl5_speedup_vs_kl_full", "peak_memory_vs_mle"],
+    "costs": ["bleu_speedup_vs_sacrebleu", "edit_speedup_vs_rapidfuzz"],
+}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json", default="benchmark-results.json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    out = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
+                       "threads": torch.get_num_threads(), "processor": platform.processor()}}
+    for name, module in (("costs", bench_costs), ("engine", bench_engine), ("dss", bench_dss)):
+        start = time.perf_counter()
+        out[name] = module.run(args.quick)
+        out[name]["wall_s"] = time.perf_counter() - start
+        print(f"\n== {name} ({out[name]['wall_s']:.0f} s)\n{module.table(out[name])}", flush=True)
+    for group, keys in HEADLINE.items():
+        for key in keys:
+            out[key] = out[group][key]
+    Path(args.json).write_text(json.dumps(out, indent=2))
+    print(f"\nheadline: {json.dumps({k: out[k] for ks in HEADLINE.values() for k in ks})}")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Search components of SeaRNN: roll-in, candidates, reference policies, roll-outs, losses."""

@@ -1,0 +1,163 @@
+"""``searnn_translation``: fairseq's ``translation`` task running SeaRNN's protocol end to end.
+
+- Validation decodes the validation set (greedy = ``--beam 1`` by default) and logs the test
+  error the model is trained for: ``searnn_hamming`` / ``searnn_edit`` / ``searnn_bleu``
+  (:mod:`fairseq_searnn.validation`), from summed statistics (exact over processes).
+- Before every update it hands the SeaRNN criterion its schedules (``set_schedule``): mixed
+  roll-in reference probability, KL alpha, cross-entropy warm-up; ``begin_epoch`` passes the
+  epoch to the model (``model.set_epoch``, used by the ``dss_*`` models). Every value is a
+  function of the epoch / update counters (:mod:`.searnn_translation_config`).
+"""
+
+import json
+import logging
+from argparse import Namespace
+
+from fairseq import utils
+from fairseq.data import encoders
+from fairseq.logging import metrics
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationTask
+
+from fairseq_searnn import validation
+from fairseq_searnn.tasks import searnn_translation_config as config
+from fairseq_searnn.tasks.searnn_translation_config import SearnnTranslationConfig
+
+logger = logging.getLogger(__name__)
+
+
+@register_task("searnn_translation", dataclass=SearnnTranslationConfig)
+class SearnnTranslationTask(TranslationTask):
+    """Translation with SeaRNN validation metrics, schedules and warm start."""
+
+    cfg: SearnnTranslationConfig
+
+    def __init__(self, cfg: SearnnTranslationConfig, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        config.check(cfg)
+        checkpoint_cfg = _root_option(cfg, "checkpoint")
+        if checkpoint_cfg is not None:
+            config.check_best_metric(cfg, checkpoint_cfg.best_checkpoint_metric,
+                                     checkpoint_cfg.maximize_best_checkpoint_metric)
+        self.searnn_generator = None
+        self.searnn_tokenizer = None
+
+    # ----------------------------------------------------------------------------- schedules
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (1 before any ``begin_epoch``); saved in the task state."""
+        return int(self.state.state_dict.get("searnn_epoch", 1))
+
+    def begin_epoch(self, epoch, model):
+        super().begin_epoch(epoch, model)
+        self.state.merge_state_dict({"searnn_epoch": int(epoch)})
+        model.set_epoch(epoch)
+
+    def schedule(self, criterion, update_num: int) -> dict:
+        """``set_schedule`` arguments of a SeaRNN criterion before update ``update_num + 1``."""
+        return {
+            "rollin_ref_prob": config.rollin_ref_prob(self.cfg, criterion.cfg.rollin_ref_prob,
+                                                      self.epoch, update_num),
+            "alpha": config.alpha(self.cfg, criterion.cfg.searnn_alpha, self.epoch),
+            "mle_only": config.warming_up(self.cfg, update_num),
+        }
+
+    def build_criterion(self, cfg, from_checkpoint=False):
+        criterion = super().build_criterion(cfg, from_checkpoint)
+        name, c = type(criterion).__name__, self.cfg
+        scheduled = (str(c.searnn_rollin_schedule) != "constant"
+                     or c.searnn_rollin_ref_prob_start is not None)
+        if not hasattr(criterion, "set_schedule"):
+            if scheduled or c.searnn_alpha_growth != 1.0:
+                raise ValueError(f"--searnn-rollin-* / --searnn-alpha-growth schedule a SeaRNN "
+                                 f"criterion (searnn_ll/kl/sll/skl); {name} has no schedule")
+            if c.searnn_warmup_updates > 0:
+                logger.warning(f"--searnn-warmup-updates ignored: {name} is not a SeaRNN "
+                               "criterion")
+            return criterion
+        if scheduled and str(criterion.cfg.rollin) != "mixed":
+            raise ValueError("--searnn-rollin-schedule / --searnn-rollin-ref-prob-start need "
+                             f"--rollin mixed (got --rollin {criterion.cfg.rollin})")
+        if c.searnn_alpha_growth != 1.0 and not _uses_alpha(criterion):
+            raise ValueError(f"--searnn-alpha-growth: {name}'s LL loss has no alpha")
+        return criterion
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if hasattr(criterion, "set_schedule"):
+            values = self.schedule(criterion, update_num)
+            criterion.set_schedule(**values)
+            if str(criterion.cfg.rollin) == "mixed":  # the only roll-in that reads it
+                metrics.log_scalar("searnn_rollin_ref_prob", values["rollin_ref_prob"],
+                                   weight=0, round=4)
+            if _uses_alpha(criterion):
+                metrics.log_scalar("searnn_alpha", values["alpha"], weight=0, round=4)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    # ---------------------------------------------------------------------------- validation
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        if self.cfg.eval_searnn_cost is not None:
+            self._build_searnn_generator(model)
+        return model
+
+    def _build_searnn_generator(self, model):
+        gen_args = {"beam": 1, **json.loads(self.cfg.eval_searnn_args)}
+        self.searnn_generator = self.build_generator([model], Namespace(**gen_args))
+        if str(self.cfg.eval_searnn_cost) == "bleu":
+            detok_args = json.loads(self.cfg.eval_searnn_detok_args)
+            self.searnn_tokenizer = encoders.build_tokenizer(
+                Namespace(tokenizer=self.cfg.eval_searnn_detok, **detok_args))
+
+    def searnn_decode(self, sample, model):
+        """Decoded hypotheses and references of ``sample`` as the strings that are scored."""
+        if self.searnn_generator is None:
+            self._build_searnn_generator(model)
+        gen_out = self.inference_step(self.searnn_generator, [model], sample, prefix_tokens=None)
+        pad = self.tgt_dict.pad()
+        # distinct <unk> strings: an unknown word never matches (as fairseq's --eval-bleu)
+        hyps = [self._text(out[0]["tokens"], "UNKNOWNTOKENINHYP") for out in gen_out]
+        refs = [self._text(utils.strip_pad(t, pad), "UNKNOWNTOKENINREF")
+                for t in sample["target"]]
+        return hyps, refs
+
+    def _text(self, tokens, unk_string):
+        text = self.tgt_dict.string(tokens.int().cpu(), self.cfg.eval_searnn_remove_bpe,
+                                    unk_string=unk_string)
+        return self.searnn_tokenizer.decode(text) if self.searnn_tokenizer else text
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, log = super().valid_step(sample, model, criterion)
+        if self.cfg.eval_searnn_cost is not None:
+            hyps, refs = self.searnn_decode(sample, model)
+            log.update(validation.sentence_stats(str(self.cfg.eval_searnn_cost), hyps, refs))
+        return loss, sample_size, log
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if self.cfg.eval_searnn_cost is None:
+            return
+        metric = str(self.cfg.eval_searnn_cost)
+        keys = validation.stat_keys(metric)
+        if not any(keys[0] in log for log in logging_outputs):
+            return  # training outputs
+        for key in keys:  # weight 1: the meters' .sum add up over validation steps
+            metrics.log_scalar(key, round(sum(float(log.get(key, 0)) for log in logging_outputs)))
+        metrics.log_derived(f"searnn_{metric}", lambda meters: validation.corpus_score(
+            metric, {key: meters[key].sum for key in keys}))
+
+
+def _uses_alpha(criterion) -> bool:
+    """Whether the SeaRNN criterion's loss reads alpha (KL, LLCAS, hinge; not LL)."""
+    return criterion.loss_name != "ll" or criterion.cfg.searnn_loss is not None
+
+
+def _root_option(cfg, name):
+    """``name`` of the whole fairseq config ``cfg`` belongs to (omegaconf keeps the parent of
+    the task node), or None when the task was built from a detached config."""
+    try:
+        root = cfg._get_root()
+    except AttributeError:
+        return None
+    return root.get(name) if root is not cfg and hasattr(root, "get") else None
