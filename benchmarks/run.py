@@ -41,7 +41,8 @@ def main(argv=None):
         start = time.perf_counter()
         out[name] = module.run(args.quick)
         out[name]["wall_s"] = time.perf_counter() - start
-        print(f"\n== {name} ({out[name]['wall_s']:.0f} s)\n{module.table(out[name])}", flush=True)
+        table = getattr(module, "table", lambda res: json.dumps(res, indent=1))
+        print(f"\n== {name} ({out[name]['wall_s']:.0f} s)\n{table(out[name])}", flush=True)
     for group, keys in HEADLINE.items():
         for key in keys:
             out[key] = out[group][key]
