@@ -139,8 +139,13 @@ def valid_batch(task_obj, max_sentences=8, split="valid"):
 
 def run_training(argv):
     """Run ``fairseq_cli.train.main`` in-process on ``argv``; returns the final config."""
+    from fairseq import checkpoint_utils
     from fairseq_cli import train
 
+    # fairseq keeps the best validation score of the process on a function attribute: a fresh
+    # run (as in a new process) must not compare against an earlier run's best
+    if hasattr(checkpoint_utils.save_checkpoint, "best"):
+        del checkpoint_utils.save_checkpoint.best
     cfg = parse_cfg(argv)
     train.main(cfg)
     return cfg
