@@ -10,15 +10,7 @@ import json
 import logging
 import sys
 
-
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.rows = []
-
-    def emit(self, record):
-        if record.name == "train_inner":
-            self.rows.append(json.loads(record.getMessage()))
+from helpers import TrainLogCollector
 
 
 def main():
@@ -37,7 +29,7 @@ def main():
         ]
         args = options.parse_args_and_arch(options.get_training_parser(), argv)
         cfg = convert_namespace_to_omegaconf(args)
-        handler = _Collect()
+        handler = TrainLogCollector()
         logging.getLogger("fairseq.logging.progress_bar").addHandler(handler)
         distributed_utils.call_main(cfg, train.main)
         logging.getLogger("fairseq.logging.progress_bar").removeHandler(handler)

@@ -7,6 +7,8 @@ tests exercise the configuration path a user's command line takes.
 
 import contextlib
 import io
+import json
+import logging
 import os
 import random
 from pathlib import Path
@@ -149,6 +151,19 @@ def run_training(argv):
     cfg = parse_cfg(argv)
     train.main(cfg)
     return cfg
+
+
+class TrainLogCollector(logging.Handler):
+    """Collects the ``train_inner`` statistics fairseq's JSON progress bar logs (attach it to
+    the ``fairseq.logging.progress_bar`` logger; train with ``--log-format json``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def emit(self, record):
+        if record.name == "train_inner":
+            self.rows.append(json.loads(record.getMessage()))
 
 
 def env_without_repo():

@@ -31,18 +31,8 @@ def _argv(data_bin, arch, criterion, extra):
         "--max-tokens", "200", "--log-format", "json"])
 
 
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.rows = []
-
-    def emit(self, record):
-        if record.name == "train_inner":
-            self.rows.append(json.loads(record.getMessage()))
-
-
 def _single_process(argv):
-    handler = _Collect()
+    handler = helpers.TrainLogCollector()
     log = logging.getLogger("fairseq.logging.progress_bar")
     log.addHandler(handler)
     try:

@@ -4,7 +4,6 @@ uninterrupted run (random draws, schedules and data order all derive from saved 
 import logging
 
 import pytest
-from test_distributed import _Collect
 
 import helpers
 
@@ -18,7 +17,7 @@ RUNS = {
 
 
 def _train(argv):
-    handler = _Collect()
+    handler = helpers.TrainLogCollector()
     log = logging.getLogger("fairseq.logging.progress_bar")
     log.addHandler(handler)
     try:
