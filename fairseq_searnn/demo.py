@@ -149,7 +149,8 @@ class Run:
 
 def _progress(run: Run, err: float, wall: float) -> None:
     per = 1000 * run.train_time / max(run.updates, 1)
-    print(f"  {run.name:<6} update {run.updates:>5}  loss {run.last_loss:6.3f}  "
+    loss = f"{run.last_loss:6.3f}" if run.updates else "     -"  # no update trained yet
+    print(f"  {run.name:<6} update {run.updates:>5}  loss {loss}  "
           f"valid edit error {err:6.2f}%  ({per:.0f} ms/update, {wall:.0f} s)", flush=True)
 
 
