@@ -138,7 +138,7 @@ def main(argv=None):
     parser.add_argument("--max-tokens", type=int, default=500)
     parser.add_argument("--tokens", type=int, default=3, help="skl: K sampled tokens per cell")
     parser.add_argument("--cells", type=int, default=0, help="skl: cells per sentence (0: all)")
-    parser.add_argument("--alpha", type=float, default=1.0, help="skl: KL alpha")
+    parser.add_argument("--alpha", type=float, default=20.0, help="skl: KL alpha")
     parser.add_argument("--beams", default="1,5,10")
     parser.add_argument("--temperatures", default="1,0.5,0.25")
     parser.add_argument("--train-size", type=int, default=2000)
