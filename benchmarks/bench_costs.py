@@ -23,12 +23,14 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import best_of  # noqa: E402
+
 from fairseq_searnn import costs  # noqa: E402
 from fairseq_searnn.search import reference  # noqa: E402
 
@@ -65,16 +67,6 @@ def make_prefixes(n: int, seed: int = 1):
         pos[:, :30] >= r_len.unsqueeze(1), PAD)
 
 
-def best_time(fn, repeats: int):
-    """(best wall time in seconds over ``repeats`` calls, last result)."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def sacrebleu_loop(hyp, ref):
     """BLEU of each pair with sacrebleu, from the padded tensors -> list of float."""
     import sacrebleu
@@ -108,29 +100,29 @@ def run(quick: bool = False, repeats: int = 5, threads: int = 2) -> dict:
     res = {"pairs": n, "repeats": repeats, "threads": torch.get_num_threads(),
            "torch": torch.__version__, "loadavg_1min_before": os.getloadavg()[0]}
 
-    res["bleu_s"], ours = best_time(lambda: costs.bleu(hyp, ref, PAD), repeats)
-    res["sacrebleu_loop_s"], theirs = best_time(lambda: sacrebleu_loop(hyp, ref), repeats)
+    res["bleu_s"], ours = best_of(lambda: costs.bleu(hyp, ref, PAD), repeats)
+    res["sacrebleu_loop_s"], theirs = best_of(lambda: sacrebleu_loop(hyp, ref), repeats)
     want = 1.0 - torch.tensor(theirs, dtype=torch.float64) / 100.0
     res["bleu_max_abs_diff"] = float((ours.double() - want).abs().max())
     res["bleu_speedup_vs_sacrebleu"] = res["sacrebleu_loop_s"] / res["bleu_s"]
 
-    res["edit_s"], _ = best_time(lambda: costs.edit(hyp, ref, PAD), repeats)
-    res["rapidfuzz_loop_s"], theirs = best_time(lambda: rapidfuzz_loop(hyp, ref), repeats)
+    res["edit_s"], _ = best_of(lambda: costs.edit(hyp, ref, PAD), repeats)
+    res["rapidfuzz_loop_s"], theirs = best_of(lambda: rapidfuzz_loop(hyp, ref), repeats)
     ours = costs.edit_distance(hyp, ref, PAD)
     res["edit_mismatches"] = int((ours != torch.tensor(theirs)).sum())
     res["edit_speedup_vs_rapidfuzz"] = res["rapidfuzz_loop_s"] / res["edit_s"]
 
     for name in ("bleu1", "hamming"):
-        res[f"{name}_s"], _ = best_time(lambda: costs.get_cost(name)(hyp, ref, PAD), repeats)
+        res[f"{name}_s"], _ = best_of(lambda: costs.get_cost(name)(hyp, ref, PAD), repeats)
 
     for name in ("bleu1", "edit"):
-        res[f"best_suffix_{name}_s"], _ = best_time(
+        res[f"best_suffix_{name}_s"], _ = best_of(
             lambda: reference.suffix_start(prefix, p_ref, PAD, "best-suffix", name), repeats)
     sub_p, sub_r = prefix[:brute_n], p_ref[:brute_n]
     res["bruteforce_prefixes"] = brute_n
-    res["best_suffix_bleu1_bruteforce_s"], slow = best_time(
+    res["best_suffix_bleu1_bruteforce_s"], slow = best_of(
         lambda: reference.suffix_start(sub_p, sub_r, PAD, "best-suffix", "bleu1", fast=False), 1)
-    res["best_suffix_bleu1_fast_same_s"], fast = best_time(
+    res["best_suffix_bleu1_fast_same_s"], fast = best_of(
         lambda: reference.suffix_start(sub_p, sub_r, PAD, "best-suffix", "bleu1"), repeats)
     res["best_suffix_fast_equals_bruteforce"] = bool(torch.equal(slow, fast))
     res["loadavg_1min_after"] = os.getloadavg()[0]
