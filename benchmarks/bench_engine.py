@@ -95,8 +95,8 @@ def rollouts_vs_sequence_generator(arch, n_sent, cells, tokens, repeats):
             "identical_hypotheses": same / max(n, 1)}
 
 
-def step_time(task, model, crit, sample, repeats):
-    """Best time of forward + backward + Adam step, and the search breakdown of one step."""
+def train_step(model, crit, sample):
+    """A closure doing forward + backward + Adam step of ``crit`` on ``sample``."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
@@ -107,13 +107,35 @@ def step_time(task, model, crit, sample, repeats):
         opt.step()
         return log
 
-    best, _ = common.best_of(step, repeats)
-    breakdown = {}
-    if hasattr(crit, "collect_costs"):
-        stats = crit.collect_costs(model, sample).stats
-        breakdown = {k: v for k, v in stats.items() if k.startswith("time_")}
-        breakdown["time_loss_backward"] = max(best - stats["search_time"], 0.0)
-        breakdown["costs_share"] = stats["time_costs"] / best
+    return step
+
+
+def step_time(task, model, crit, sample, repeats):
+    """Best time of forward + backward + Adam step, and the search breakdown of that step."""
+    stats = {}
+    search = getattr(crit, "search", None)
+    if search is not None:  # record the phases of the search inside the timed steps
+        finish = search.finish
+
+        def recording_finish(*args, **kwargs):
+            res = finish(*args, **kwargs)
+            stats.setdefault("all", []).append(res.stats)
+            return res
+
+        search.finish = recording_finish
+    step = train_step(model, crit, sample)
+    try:
+        times = [common.timed(step) for _ in range(repeats + 1)][1:]  # first run: warm-up
+    finally:
+        if search is not None:
+            search.finish = finish
+    i = min(range(repeats), key=times.__getitem__)
+    best, breakdown = times[i], {}
+    if stats:
+        phases = stats["all"][i + 1]
+        breakdown = {k: v for k, v in phases.items() if k.startswith("time_")}
+        breakdown["time_loss_backward"] = max(best - phases["search_time"], 0.0)
+        breakdown["costs_share"] = phases["time_costs"] / best
     return best, breakdown
 
 
@@ -130,16 +152,20 @@ def steps_vs_mle(arch, vocab, configs, n_sent, tgt_len, repeats):
 
 
 def peak_rss_mb(arch, vocab, name, args, n_sent, tgt_len):
-    """Peak resident memory (MB) of a fresh process doing one training step."""
+    """Peak resident memory (MB) of a fresh process over a training step (after a warm-up
+    step; the kernel's high-water mark is reset before it with ``/proc/self/clear_refs``),
+    and the resident memory before them (libraries, model, optimizer state): ``(peak, base)``."""
     code = (
-        "import sys, resource, torch; sys.path.insert(0, %r); import common, bench_engine as be;"
+        "import sys, torch; sys.path.insert(0, %r); import common, bench_engine as be;"
         "torch.set_num_threads(2); task, model, crit = common.build(%r, %d, %r, %r);"
-        "s = common.batch(task, %d, %r); be.step_time(task, model, crit, s, 1);"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        "s = common.batch(task, %d, %r); step = be.train_step(model, crit, s); step();"
+        "open('/proc/self/clear_refs', 'w').write('5'); before = common.peak_rss_mb();"
+        "step(); print(before, common.peak_rss_mb())"
     ) % (str(Path(__file__).parent), arch, vocab, name, list(args), n_sent, tuple(tgt_len))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    before, peak = map(float, out.stdout.strip().splitlines()[-1].split())
+    return peak, before
 
 
 def run(quick: bool = False) -> dict:
@@ -173,14 +199,21 @@ def run(quick: bool = False) -> dict:
     res["skl5_speedup_vs_kl_full"] = sp["searnn_kl"]["step_s"] / sp["searnn_skl"]["step_s"]
     # 4. memory: peak RSS of a SeaRNN step vs an MLE step (NMT LSTM, mixed roll-out)
     mem_args = _searnn_args("searnn_skl", "mixed", 25, cells=5)
-    mle_mb = peak_rss_mb("lstm", NMT_VOCAB, "cross_entropy", [], 64, (10, 30))
-    mem = {"mle_mb": mle_mb}
+    mle_mb, base_mb = peak_rss_mb("lstm", NMT_VOCAB, "cross_entropy", [], 64, (10, 30))
+    mem = {"mle_mb": mle_mb, "mle_base_mb": base_mb}
     for chunk in ((4096,) if quick else (256, 1024, 4096, 16384)):
-        mb = peak_rss_mb("lstm", NMT_VOCAB, "searnn_skl",
-                         mem_args + ["--rollout-batch-size", str(chunk)], 64, (10, 30))
+        mb, base = peak_rss_mb("lstm", NMT_VOCAB, "searnn_skl",
+                               mem_args + ["--rollout-batch-size", str(chunk)], 64, (10, 30))
         mem[f"searnn_chunk{chunk}_mb"] = mb
+        mem[f"searnn_chunk{chunk}_base_mb"] = base
     res["memory"] = mem
     res["peak_memory_vs_mle"] = mem["searnn_chunk4096_mb"] / mle_mb
+    # the same, counting only what the step adds to the resident memory before it
+    res["step_memory_vs_mle"] = ((mem["searnn_chunk4096_mb"] - mem["searnn_chunk4096_base_mb"])
+                                 / max(mle_mb - base_mb, 1e-9))
+    # long sequences: learned roll-outs of 50 / 100 / 200-token targets
+    if not quick:
+        res["long_sequences"] = long_sequences()
     # 5. scaling: step time against the number of roll-outs (NMT LSTM, 16 sentences)
     if not quick:
         task, model, _ = common.build("lstm", NMT_VOCAB)
@@ -195,6 +228,23 @@ def run(quick: bool = False) -> dict:
                           "ms_per_rollout": 1000 * t / max(n, 1)})
         res["scaling"] = sweep
     return res
+
+
+def long_sequences(lengths=(50, 100, 200), chunks=(256, 4096)):
+    """Peak memory (MB) of a SeaRNN step with learned roll-outs of long targets (NMT LSTM,
+    8 sentences, 4 cells x (5 top-k + reference + EOS) candidates, roll-outs up to 250
+    tokens) against the target length and ``--rollout-batch-size``; MLE step for scale."""
+    rows = []
+    for length in lengths:
+        mle, base = peak_rss_mb("lstm", NMT_VOCAB, "cross_entropy", [], 8, (length, length))
+        row = {"target_len": length, "mle_mb": mle, "base_mb": base}
+        for chunk in chunks:
+            args = _searnn_args("searnn_skl", "learned", 5, cells=4) + [
+                "--rollout-max-len-b", "250", "--rollout-batch-size", str(chunk)]
+            row[f"searnn_chunk{chunk}_mb"] = peak_rss_mb("lstm", NMT_VOCAB, "searnn_skl", args,
+                                                         8, (length, length))[0]
+        rows.append(row)
+    return rows
 
 
 def table(res: dict) -> str:
@@ -216,8 +266,11 @@ def table(res: dict) -> str:
                 lines.append(f"  {label:28s} {r['step_s'] * 1000:8.0f} ms  x{r['vs_mle']:.2f}"
                              f"  costs {100 * r.get('costs_share', 0):.1f}%  {parts}")
     lines.append(f"\nsKL(5) speed-up vs full KL (spelling): {res['skl5_speedup_vs_kl_full']:.2f}")
-    lines.append(f"memory (MB): {json.dumps(res['memory'])}; SeaRNN/MLE "
-                 f"{res['peak_memory_vs_mle']:.2f}")
+    lines.append(f"memory (MB): {json.dumps(res['memory'])}; SeaRNN/MLE peak "
+                 f"{res['peak_memory_vs_mle']:.2f}, added by the step "
+                 f"{res['step_memory_vs_mle']:.2f}")
+    for row in res.get("long_sequences", []):
+        lines.append("  long targets " + json.dumps(row))
     for row in res.get("scaling", []):
         lines.append(f"  scaling C={row['cells']:2d} K={row['tokens']:2d} roll-outs "
                      f"{row['learned_rollouts']:6.0f} step {row['step_s']:.2f}s "

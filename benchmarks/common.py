@@ -89,3 +89,20 @@ def best_of(fn, repeats: int):
         out = fn()
         best = min(best, time.perf_counter() - start)
     return best, out
+
+
+def timed(fn) -> float:
+    """Wall time of one call of ``fn``."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_rss_mb() -> float:
+    """The process's resident-memory high-water mark (MB) since start or the last reset
+    (``/proc/self/clear_refs``), from ``/proc/self/status`` (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status")

@@ -9,9 +9,11 @@ repetitions and the sweeps. Headline keys: ``rollout_tokens_per_s_vs_sequence_ge
 
 import argparse
 import json
+import logging
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -24,7 +26,7 @@ import bench_engine  # noqa: E402
 
 HEADLINE = {
     "engine": ["rollout_tokens_per_s_vs_sequence_generator", "reference_rollout_step_vs_mle",
-               "skl5_speedup_vs_kl_full", "peak_memory_vs_mle"],
+               "skl5_speedup_vs_kl_full", "peak_memory_vs_mle", "step_memory_vs_mle"],
     "costs": ["bleu_speedup_vs_sacrebleu", "edit_speedup_vs_rapidfuzz"],
 }
 
@@ -34,6 +36,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", default="benchmark-results.json")
     args = p.parse_args(argv)
+    logging.disable(logging.INFO)  # fairseq's and hydra's start-up chatter
+    warnings.filterwarnings("ignore")
     torch.set_num_threads(2)
     out = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                        "threads": torch.get_num_threads(), "processor": platform.processor()}}

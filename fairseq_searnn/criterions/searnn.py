@@ -1,9 +1,10 @@
 """SeaRNN criterions: ``searnn_ll``, ``searnn_kl`` (full) and ``searnn_sll``, ``searnn_skl``
 (sampled candidates, softmax restricted to them). Leblond et al., ICLR 2018.
 
-One training step: :meth:`collect_costs` (no grad, eval mode: roll-in, candidates, roll-outs,
-cost vectors), then one ordinary teacher-forced ``model(...)`` call on ``[EOS] + roll-in[:-1]``
-(so distributed wrappers see a normal forward), then the per-cell loss summed over cells.
+One training step: the roll-in (no grad, eval mode), one ordinary teacher-forced
+``model(...)`` call on ``[EOS] + roll-in[:-1]`` (so distributed wrappers see a normal forward),
+candidates (sampled from that call's detached scores), roll-outs and cost vectors (no grad, eval
+mode), then the per-cell loss summed over cells. :meth:`collect_costs` runs the search alone.
 """
 
 import math
@@ -68,20 +69,24 @@ class SearnnCriterion(FairseqCriterion):
             return self._cheap_valid(model, sample)
         if self.mle_only:
             return self._mle(model, sample)
-        res = self.collect_costs(model, sample)
+        _require_incremental(model)
+        batch = self.search.roll_in(model, sample, seed=torch.initial_seed())
         net_input, pad = sample["net_input"], self.padding_idx
         gold_prev = net_input["prev_output_tokens"]
         w = self.cfg.searnn_mle_weight
         if self.cfg.rollin == "reference":
             lprobs = gold = _teacher_forced(model, net_input, [gold_prev], pad)[0]
         else:
-            prev = prev_output_tokens(res.rollin, pad, self.eos)
+            prev = prev_output_tokens(batch.rollin, pad, self.eos)
             if w > 0:  # both passes in one model(...) call, as DDP expects
                 lprobs, gold = _teacher_forced(model, net_input, [prev, gold_prev], pad)
             else:
                 lprobs = _teacher_forced(model, net_input, [prev], pad)[0]
                 with torch.no_grad():  # the gold NLL, for logging only
                     gold = _teacher_forced(model, net_input, [gold_prev], pad)[0]
+        # the sampled criterions draw candidates from this pass's scores (no second pass)
+        scores = lprobs.detach() if self.search.needs_scores else None
+        res = self.search.finish(batch, scores)
         lp = lprobs.gather(-1, res.candidates.masked_fill(~res.mask, self.eos))
         if self.sampled:
             lp = losses.restrict(lp, res.mask)

@@ -11,6 +11,7 @@ The flow (SeaRNN Algorithm 1, batched)::
 """
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -124,18 +125,36 @@ class Search:
         """Whether roll-outs run the network (learned / mixed / focused)."""
         return self.cfg.rollout != "reference"
 
-    @torch.no_grad()
+    @property
+    def needs_scores(self) -> bool:
+        """Whether candidate sampling reads the model's scores at the cells."""
+        return self.cfg.tokens > 0 and self.cfg.token_sampling != "uniform"
+
     def collect(self, model, sample, seed: int, keep_hypotheses: bool = False) -> SearchResult:
         """Cost vectors for ``sample`` (a fairseq batch) under ``model`` (eval mode inside).
-        ``seed`` keys the random draws with the sample ids."""
-        was_training = model.training
-        model.eval()
-        try:
-            return self._collect(model, sample, seed, keep_hypotheses)
-        finally:
-            model.train(was_training)
+        ``seed`` keys the random draws with the sample ids. Same as :meth:`roll_in` then
+        :meth:`finish`."""
+        return self.finish(self.roll_in(model, sample, seed), keep_hypotheses=keep_hypotheses)
 
-    def _collect(self, model, sample, seed, keep_hypotheses):
+    @torch.no_grad()
+    def roll_in(self, model, sample, seed: int) -> "RolledIn":
+        """Phase 1 (no grad, eval mode): the roll-in of every sentence of ``sample``."""
+        with _eval(model):
+            return self._roll_in(model, sample, seed)
+
+    @torch.no_grad()
+    def finish(self, batch: "RolledIn", lprobs: Optional[Tensor] = None,
+               keep_hypotheses: bool = False) -> SearchResult:
+        """Phase 2 (no grad, eval mode): candidates, roll-outs and costs of a rolled-in batch.
+
+        lprobs: optional ``[B, T', V]`` (``T' >= T``) log-probabilities of the model at the
+        roll-in cells, e.g. the detached output of the training forward pass; saves the
+        scoring pass of the sampled criterions (:attr:`needs_scores`).
+        """
+        with _eval(batch.model):
+            return self._finish(batch, lprobs, keep_hypotheses)
+
+    def _roll_in(self, model, sample, seed):
         cfg, pad, eos = self.cfg, self.pad, self.eos
         clock = _Clock()
         net_input, target = sample["net_input"], sample["target"]
@@ -147,15 +166,18 @@ class Search:
         ref = content(target, pad, eos)
         src_lengths = net_input["src_lengths"].to(device)
         max_len = (cfg.max_len_a * src_lengths.double() + cfg.max_len_b).long().clamp(min=0)
-
-        encoder_out = None
-        if cfg.rollin != "reference" or self.needs_states or self._needs_scores:
-            encoder_out = model.encoder.forward_torchscript(net_input)
-        decoder = Decoder(model, encoder_out, pad, eos)
-        rollin = target if cfg.rollin == "reference" else self._rollin(decoder, ref, max_len, keys)
+        batch = RolledIn(model, net_input, pad, eos, target, keys, ref, max_len, clock)
+        if cfg.rollin != "reference":
+            batch.rollin = self._rollin(batch.decoder, ref, max_len, keys)
         clock.lap("rollin")
+        return batch
 
-        cand, mask = self._candidates(model, encoder_out, rollin, ref, keys)
+    def _finish(self, batch, lprobs, keep_hypotheses):
+        cfg, pad, eos = self.cfg, self.pad, self.eos
+        clock, rollin, ref, keys = batch.clock, batch.rollin, batch.ref, batch.keys
+        clock.resume()
+        device = rollin.device
+        cand, mask = self._candidates(batch, lprobs)
         T, K = cand.size(1), cand.size(2)
         b, t, k = mask.nonzero(as_tuple=True)  # every rolled-out entry
         a = cand[b, t, k]
@@ -171,11 +193,12 @@ class Search:
         n_learned = int(learned.sum().item())
         if n_learned > 0:
             steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
-            gen, unfinished = learned_rollouts(decoder, rollin, b, t, prefix_a, learned,
-                                               max_len, cfg.rollout_batch_size, steps)
+            gen, unfinished = learned_rollouts(batch.decoder, rollin, b, t, prefix_a, learned,
+                                               batch.max_len, cfg.rollout_batch_size, steps)
         clock.lap("rollouts")
 
-        hyp = ref_policy.concat(prefix_a, gen, torch.zeros_like(b), pad)
+        hyp = prefix_a if gen.size(1) == 0 else ref_policy.concat(prefix_a, gen,
+                                                                    torch.zeros_like(b), pad)
         # reference roll-outs, and focused roll-outs cut after m steps, finish with the
         # reference policy's continuation
         hyp = complete(hyp, ref, b, (~learned | unfinished) & a.ne(eos), pad, cfg.reference,
@@ -199,27 +222,24 @@ class Search:
 
         return decode_rollin(decoder, max_len, act, ref_prob, keys)
 
-    def _candidates(self, model, encoder_out, rollin, ref, keys):
+    def _candidates(self, batch, lprobs):
         """Candidates and mask ``[B, T, K]`` of the cells to roll out."""
-        cfg, pad, eos = self.cfg, self.pad, self.eos
-        cell_mask = sampling.sample_cells(rollin.ne(pad), cfg.cells, keys)
+        cfg, pad, eos, rollin, ref = self.cfg, self.pad, self.eos, batch.rollin, batch.ref
+        cell_mask = sampling.sample_cells(rollin.ne(pad), cfg.cells, batch.keys)
         ref_act = reference_actions(rollin, ref, pad, eos, cfg.reference, self.sel_cost)
         if cfg.tokens <= 0:
             cand, mask = sampling.full_candidates(ref_act, self.allowed)
         else:
-            lprobs = None
-            if self._needs_scores:
-                logits, _ = model.decoder(prev_output_tokens(rollin, pad, eos),
-                                          encoder_out=encoder_out)
+            if self.needs_scores and lprobs is None:
+                logits, _ = batch.model.decoder(prev_output_tokens(rollin, pad, eos),
+                                                encoder_out=batch.decoder.encoder_out)
                 lprobs = torch.log_softmax(logits.float(), dim=-1)
+            elif lprobs is not None:
+                lprobs = lprobs[:, : rollin.size(1)].float()
             cand, mask = sampling.sampled_candidates(
-                ref_act, lprobs, self.allowed, cfg.token_sampling, cfg.tokens, keys, eos,
+                ref_act, lprobs, self.allowed, cfg.token_sampling, cfg.tokens, batch.keys, eos,
                 cfg.sampling_temperature, ref, ref.ne(pad).sum(1), cfg.neighbors)
         return cand, mask & cell_mask.unsqueeze(2)
-
-    @property
-    def _needs_scores(self) -> bool:
-        return self.cfg.tokens > 0 and self.cfg.token_sampling != "uniform"
 
     def _learned_entries(self, keys, b, t, k, K) -> Tensor:
         """``[N]`` True where the entry's roll-out runs the learned policy."""
@@ -235,11 +255,46 @@ class Search:
             u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT, t * K + k)
         return u.ge(cfg.rollout_ref_prob)
 
+class RolledIn:
+    """A batch after the roll-in (:meth:`Search.roll_in`), waiting for :meth:`Search.finish`.
+
+    rollin: ``[B, T]`` EOS-terminated roll-in (the target for the reference roll-in); keys:
+    ``[B]`` per-sentence random keys; ref: ``[B, Lr]`` reference content; max_len: ``[B]``
+    content tokens allowed per sentence. The encoder output is computed on first use.
+    """
+
+    def __init__(self, model, net_input, pad, eos, rollin, keys, ref, max_len, clock):
+        self.model, self.net_input, self.pad, self.eos = model, net_input, pad, eos
+        self.rollin, self.keys, self.ref, self.max_len, self.clock = (rollin, keys, ref,
+                                                                      max_len, clock)
+        self._decoder: Optional[Decoder] = None
+
+    @property
+    def decoder(self) -> Decoder:
+        """:class:`Decoder` over the batch's eval-mode encoder output (computed once)."""
+        if self._decoder is None:
+            with _eval(self.model), torch.no_grad():
+                encoder_out = self.model.encoder.forward_torchscript(self.net_input)
+            self._decoder = Decoder(self.model, encoder_out, self.pad, self.eos)
+        return self._decoder
+
+
+@contextmanager
+def _eval(model):
+    """Eval mode inside, the previous mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 class _Clock:
     """Wall time of the search's phases (``laps``: seconds per phase name)."""
 
     def __init__(self):
-        self.start = self.last = time.perf_counter()
+        self.last = time.perf_counter()
         self.laps: Dict[str, float] = {}
 
     def lap(self, name: str) -> None:
@@ -247,6 +302,10 @@ class _Clock:
         self.laps["time_" + name] = now - self.last
         self.last = now
 
+    def resume(self) -> None:
+        """Continue timing after a pause (time since the last lap is not counted)."""
+        self.last = time.perf_counter()
+
     @property
     def total(self) -> float:
-        return self.last - self.start
+        return sum(self.laps.values())

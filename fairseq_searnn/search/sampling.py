@@ -96,19 +96,27 @@ def sampled_candidates(
     B, T = ref_action.shape
     device = ref_action.device
     allowed = allowed.to(device)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown token sampling {strategy!r}; choose from {STRATEGIES}")
+    # scores over the whole vocabulary, the symbols that may not be candidates at -inf (a
+    # gather of the allowed columns of a [B, T, V] tensor costs more than the draw itself)
+    V = int(allowed.max()) + 1 if strategy == "uniform" else lprobs.size(2)
+    barred = torch.ones(V, dtype=torch.bool, device=device).index_fill_(0, allowed, False)
     if strategy == "uniform":  # needs no scores: lprobs may be None
-        scores = torch.zeros(B, T, allowed.numel(), device=device)
+        scores = torch.zeros(B, T, V, device=device)
+    elif strategy == "biased":
+        scores = lprobs / temperature
     else:
-        scores = lprobs.index_select(2, allowed)  # [B, T, A]
-    if strategy == "biased":
-        scores = scores / temperature
+        scores = lprobs
     if strategy in ("uniform", "policy", "biased"):
         t = torch.arange(T, device=device).view(1, T, 1)
-        g = keyed_random.gumbel(keys.view(B, 1, 1), _STREAM_TOKENS, t, allowed.view(1, 1, -1))
-        scores = scores + g
-    elif strategy not in ("topk", "topk-neighbors"):
-        raise ValueError(f"unknown token sampling {strategy!r}; choose from {STRATEGIES}")
-    drawn = allowed[scores.topk(k, dim=2).indices]  # [B, T, k]
+        tokens = torch.arange(V, device=device).view(1, 1, V)
+        scores = scores + keyed_random.gumbel(keys.view(B, 1, 1), _STREAM_TOKENS, t, tokens)
+    # the k best allowed symbols are among the k + |barred| best symbols: keep the first k
+    # allowed ones of those, in order (no masked copy of the scores)
+    top = scores.topk(min(k + int(barred.sum()), V), dim=2).indices
+    first = barred[top].to(torch.uint8).argsort(dim=2, stable=True)[:, :, :k]
+    drawn = top.gather(2, first)  # [B, T, k] token ids
     eos_slot = ref_action.new_full((B, T, 1), eos)
     slots = [ref_action.unsqueeze(2), eos_slot, drawn]
     valid = [torch.ones(B, T, k + 2, dtype=torch.bool, device=device)]
