@@ -12,6 +12,7 @@ limit (a pessimistic case for the engine and the baseline alike).
 """
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import common  # noqa: E402
 
 NMT_VOCAB, SPELL_VOCAB = 10000, 39  # + 4 special symbols = 43 for spelling
 MAX_LEN = 40
+SPELL_MAX_LEN = ["--rollout-max-len-a", "1", "--rollout-max-len-b", "2"]
 
 
 def _searnn_args(name, rollout, tokens=0, cells=0, cost="bleu", rollin="reference",
@@ -142,10 +144,12 @@ def step_time(task, model, crit, sample, repeats):
 def steps_vs_mle(arch, vocab, configs, n_sent, tgt_len, repeats):
     task, model, mle = common.build(arch, vocab)
     sample = common.batch(task, n_sent, tgt_len)
+    init = copy.deepcopy(model.state_dict())  # every method starts from the same weights
     base, _ = step_time(task, model, mle, sample, repeats)
     rows = {"mle_s": base}
     for label, name, args in configs:
         _, _, crit = common.build(arch, vocab, name, args)
+        model.load_state_dict(init)
         t, breakdown = step_time(task, model, crit, sample, repeats)
         rows[label] = {"step_s": t, "vs_mle": t / base, **breakdown}
     return rows
@@ -191,8 +195,9 @@ def run(quick: bool = False) -> dict:
     res["reference_rollout_step_vs_mle"] = {
         a: r["searnn_skl_k25_reference"]["vs_mle"] for a, r in res["nmt_steps"].items()}
     # 3. spelling: full LL / KL and sKL with 5 tokens, learned roll-in, mixed roll-out
+    # roll-outs end at the source length + 2 tokens, as in examples/spelling/train.sh
     spell = [(name, name, _searnn_args(name, "mixed", 5 if name[7] == "s" else 0, cost="edit",
-                                       rollin="learned"))
+                                       rollin="learned", extra=SPELL_MAX_LEN))
              for name in ("searnn_kl", "searnn_skl", "searnn_ll", "searnn_sll")]
     sp = steps_vs_mle("spelling", SPELL_VOCAB, spell, 128, (10, 10), reps)
     res["spelling_steps"] = sp
@@ -218,11 +223,14 @@ def run(quick: bool = False) -> dict:
     if not quick:
         task, model, _ = common.build("lstm", NMT_VOCAB)
         sample = common.batch(task, 16)
+        init = copy.deepcopy(model.state_dict())
         sweep = []
         for c, k in ((5, 5), (10, 5), (20, 5), (30, 5), (10, 10), (10, 25), (10, 50)):
             _, _, crit = common.build("lstm", NMT_VOCAB, "searnn_skl",
                                       _searnn_args("searnn_skl", "learned", k, cells=c))
+            model.load_state_dict(init)
             t, _ = step_time(task, model, crit, sample, 1)
+            model.load_state_dict(init)
             n = crit.collect_costs(model, sample).stats["learned_rollouts"]
             sweep.append({"cells": c, "tokens": k, "learned_rollouts": n, "step_s": t,
                           "ms_per_rollout": 1000 * t / max(n, 1)})

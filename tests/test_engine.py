@@ -15,24 +15,10 @@ def models(data_bin):
     out = {}
     for arch in ("lstm", "transformer"):
         _, task, model, _ = helpers.build(data_bin, arch)
-        _quick_fit(task, model)
+        helpers.quick_fit(task, model)
         model.double().eval()
         out[arch] = (task, model, helpers.valid_batch(task, max_sentences=6))
     return out
-
-
-def _quick_fit(task, model, steps=40):
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    batch = helpers.valid_batch(task, max_sentences=64, split="train")
-    model.train()
-    for _ in range(steps):
-        out = model(**batch["net_input"])
-        lp = model.get_normalized_probs(out, log_probs=True)
-        loss = torch.nn.functional.nll_loss(lp.view(-1, lp.size(-1)), batch["target"].view(-1),
-                                            ignore_index=task.target_dictionary.pad())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
 
 def expected_entry(model, enc, rollin_prefix, a, ref, cfg, max_len, pad, eos, learned):

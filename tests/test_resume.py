@@ -16,6 +16,7 @@ RUNS = {
     # task-driven schedules: roll-in probability and alpha follow the update counter
     "searnn_translation": ("lstm", "searnn_kl", [
         "--task", "searnn_translation", "--searnn-cost", "edit", "--rollout-max-len-b", "8",
+        "--rollin", "mixed",
         "--searnn-rollin-schedule", "linear", "--searnn-rollin-ref-prob-start", "1",
         "--searnn-rollin-schedule-length", "8", "--searnn-alpha-growth", "1.5"]),
     # model-side schedules and keyed noise: epsilon decay and annealed alpha

@@ -6,7 +6,7 @@ decoding batch index into one encoder pass: the encoder output is expanded with 
 ``reorder_encoder_out`` and the decoder state with ``reorder_incremental_state_scripting``.
 """
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from fairseq import utils
@@ -60,6 +60,46 @@ class Decoder:
         self.model.decoder.reorder_incremental_state_scripting(forked, index)
         return forked
 
+    def has_fixed_size_state(self, prefix: Tensor) -> bool:
+        """Whether the decoder's incremental state keeps the same shapes from one step to the
+        next (an RNN; a Transformer's key cache grows), probed on the first row of
+        ``prefix: [R, L]`` (``L >= 2``). Such a decoder reads only the last token fed and its
+        states at different steps can be batched together (:meth:`cat_states`)."""
+        if prefix.size(1) < 2 or prefix.size(0) == 0:
+            return False
+        state: IncrementalState = {}
+        enc = self.encoder_rows(prefix.new_zeros(1))
+        self.step(prefix[:1, :1], state, enc)
+        first = [t.shape for t in _leaves(state)]
+        self.step(prefix[:1, :2], state, enc)
+        return len(first) > 0 and first == [t.shape for t in _leaves(state)]
+
+    def batch_dims(self, state: IncrementalState, rows: int) -> List[int]:
+        """The batch dimension of every tensor of ``state`` (``rows`` rows), in
+        :func:`_leaves` order, found by reordering to ``rows + 1`` rows (fairseq's LSTM keeps
+        ``[layers, B, H]`` hidden states, its attention caches ``[B, heads, T, d]``)."""
+        index = torch.cat([torch.arange(rows), torch.zeros(1, dtype=torch.long)])
+        probe = utils.apply_to_sample(lambda t: t, state)
+        self.model.decoder.reorder_incremental_state_scripting(
+            probe, index.to(next(_leaves(state)).device))
+        dims = []
+        for before, after in zip(_leaves(state), _leaves(probe)):
+            changed = [d for d, (x, y) in enumerate(zip(before.shape, after.shape)) if x != y]
+            if len(changed) != 1:
+                raise ValueError(f"cannot find the batch dimension of a decoder state tensor "
+                                 f"of shape {tuple(before.shape)}")
+            dims.append(changed[0])
+        return dims
+
+    @staticmethod
+    def cat_states(states: List[IncrementalState], dims: List[int]) -> IncrementalState:
+        """Concatenate states of the same structure along their batch dimensions ``dims``."""
+        if len(states) == 1:
+            return states[0]
+        columns = zip(*(list(_leaves(s)) for s in states))
+        merged = iter([torch.cat(ts, dim) for ts, dim in zip(columns, dims)])
+        return _rebuild(states[0], merged)
+
     @torch.no_grad()
     def greedy(
         self,
@@ -74,7 +114,8 @@ class Decoder:
 
         Args:
             prefix: ``[R, L]`` decoder inputs so far (EOS first, then the hypothesis tokens),
-                all rows of equal length ``L`` (rows grouped by cell share it).
+                all rows of equal length ``L`` (rows grouped by cell share it); for a decoder
+                with a fixed-size state, only the last column is read.
             state: incremental state after consuming ``prefix[:, :-1]``, one row per
                 hypothesis (not modified).
             rows: ``[R]`` sentence index of each row (for the encoder output).
@@ -125,3 +166,29 @@ class Decoder:
         enc = self.model.encoder.reorder_encoder_out(enc, index)
         return active[index], state, enc, cur[index]
 
+
+
+def _leaves(x):
+    """The tensors of a nested dict / list / tuple, in a fixed order (None skipped)."""
+    if torch.is_tensor(x):
+        yield x
+    elif isinstance(x, dict):
+        for key in sorted(x):
+            yield from _leaves(x[key])
+    elif isinstance(x, (list, tuple)):
+        for item in x:
+            yield from _leaves(item)
+
+
+def _rebuild(x, tensors):
+    """``x`` with its tensors replaced, in :func:`_leaves` order, by the iterator ``tensors``."""
+    if torch.is_tensor(x):
+        return next(tensors)
+    if isinstance(x, dict):
+        out = {key: None for key in x}
+        for key in sorted(x):
+            out[key] = _rebuild(x[key], tensors)
+        return out
+    if isinstance(x, (list, tuple)):
+        return type(x)(_rebuild(item, tensors) for item in x)
+    return x
