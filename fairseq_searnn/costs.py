@@ -87,6 +87,13 @@ class Packed:
         return idx < self.h_end, (idx >= self.r_start) & (idx < self.r_end)
 
 
+def _narrow_ints(x: Tensor) -> Tensor:
+    """``x`` as int32 when its values fit (sorting int32 is ~3x faster than int64 on CPU)."""
+    if x.numel() and -(2**31) <= int(x.min()) and int(x.max()) < 2**31:
+        return x.to(torch.int32)
+    return x
+
+
 def _row_ranks(tok: Tensor, content: Tensor) -> Tensor:
     """Dense rank (>= 1) of each content token among its row's content tokens.
 
@@ -340,7 +347,7 @@ def _match_masks(hyp: Tensor, ref: Tensor, hl: Tensor, rl: Tensor, words: int) -
     """
     n, lh = hyp.shape
     packed = Packed(hyp, ref, hl, rl, 0)
-    keys, perm = packed.tok.sort(1)
+    keys, perm = _narrow_ints(packed.tok).sort(1)
     start = torch.ones_like(keys, dtype=torch.bool)
     torch.ne(keys[:, 1:], keys[:, :-1], out=start[:, 1:])
     run = start.cumsum(1)
@@ -350,7 +357,7 @@ def _match_masks(hyp: Tensor, ref: Tensor, hl: Tensor, rl: Tensor, words: int) -
     masks = torch.zeros(n, (packed.width + 1) * words, dtype=torch.long, device=hyp.device)
     if words == 1:
         masks.scatter_add_(1, run, bit)
-        return torch.empty_like(keys).scatter_(1, perm, masks.gather(1, run))[:, :lh, None]
+        return torch.empty_like(perm).scatter_(1, perm, masks.gather(1, run))[:, :lh, None]
     run = run * words
     masks.scatter_add_(1, run + (pos >> 6).masked_fill_(~is_r, 0), bit)
     out = torch.empty(n, words, packed.width, dtype=torch.long, device=hyp.device)
