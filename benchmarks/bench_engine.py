@@ -24,8 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+from fairseq_searnn.search.engine import SearchConfig  # noqa: E402
+
 NMT_VOCAB, SPELL_VOCAB = 10000, 39  # + 4 special symbols = 43 for spelling
 MAX_LEN = 40
+DEFAULT_CHUNK = SearchConfig.rollout_batch_size  # --rollout-batch-size's default
 SPELL_MAX_LEN = ["--rollout-max-len-a", "1", "--rollout-max-len-b", "2"]
 
 
@@ -206,15 +209,16 @@ def run(quick: bool = False) -> dict:
     mem_args = _searnn_args("searnn_skl", "mixed", 25, cells=5)
     mle_mb, base_mb = peak_rss_mb("lstm", NMT_VOCAB, "cross_entropy", [], 64, (10, 30))
     mem = {"mle_mb": mle_mb, "mle_base_mb": base_mb}
-    for chunk in ((4096,) if quick else (256, 1024, 4096, 16384)):
+    for chunk in ((DEFAULT_CHUNK,) if quick else (256, 1024, 4096, 16384)):
         mb, base = peak_rss_mb("lstm", NMT_VOCAB, "searnn_skl",
                                mem_args + ["--rollout-batch-size", str(chunk)], 64, (10, 30))
         mem[f"searnn_chunk{chunk}_mb"] = mb
         mem[f"searnn_chunk{chunk}_base_mb"] = base
     res["memory"] = mem
-    res["peak_memory_vs_mle"] = mem["searnn_chunk4096_mb"] / mle_mb
+    res["peak_memory_vs_mle"] = mem[f"searnn_chunk{DEFAULT_CHUNK}_mb"] / mle_mb
     # the same, counting only what the step adds to the resident memory before it
-    res["step_memory_vs_mle"] = ((mem["searnn_chunk4096_mb"] - mem["searnn_chunk4096_base_mb"])
+    res["step_memory_vs_mle"] = ((mem[f"searnn_chunk{DEFAULT_CHUNK}_mb"]
+                                  - mem[f"searnn_chunk{DEFAULT_CHUNK}_base_mb"])
                                  / max(mle_mb - base_mb, 1e-9))
     # long sequences: learned roll-outs of 50 / 100 / 200-token targets
     if not quick:
@@ -238,16 +242,17 @@ def run(quick: bool = False) -> dict:
     return res
 
 
-def long_sequences(lengths=(50, 100, 200), chunks=(256, 4096)):
+def long_sequences(lengths=(50, 100, 200), chunks=(64, 1024)):
     """Peak memory (MB) of a SeaRNN step with learned roll-outs of long targets (NMT LSTM,
-    8 sentences, 4 cells x (5 top-k + reference + EOS) candidates, roll-outs up to 250
-    tokens) against the target length and ``--rollout-batch-size``; MLE step for scale."""
+    8 sentences, 16 cells x (5 top-k + reference + EOS) candidates: up to 896 roll-outs of up
+    to 250 tokens) against the target length and ``--rollout-batch-size``; an MLE step on the
+    same batch for scale. Each roll-out row holds its own copy of the encoder output."""
     rows = []
     for length in lengths:
         mle, base = peak_rss_mb("lstm", NMT_VOCAB, "cross_entropy", [], 8, (length, length))
         row = {"target_len": length, "mle_mb": mle, "base_mb": base}
         for chunk in chunks:
-            args = _searnn_args("searnn_skl", "learned", 5, cells=4) + [
+            args = _searnn_args("searnn_skl", "learned", 5, cells=16) + [
                 "--rollout-max-len-b", "250", "--rollout-batch-size", str(chunk)]
             row[f"searnn_chunk{chunk}_mb"] = peak_rss_mb("lstm", NMT_VOCAB, "searnn_skl", args,
                                                          8, (length, length))[0]
@@ -290,8 +295,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json")
+    p.add_argument("--long", action="store_true",
+                   help="only the long-target memory measurement (part of the full run)")
     args = p.parse_args(argv)
     start = time.perf_counter()
+    if args.long:
+        res = {"long_sequences": long_sequences(), "wall_s": time.perf_counter() - start}
+        print(json.dumps(res, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+        return
     res = run(args.quick)
     res["wall_s"] = time.perf_counter() - start
     print(table(res))

@@ -36,7 +36,8 @@ class SearnnConfig(FairseqDataclass):
                                "int(a * src_len + b) content tokens"})
     rollout_max_len_b: int = field(default=200, metadata={"help": "see --rollout-max-len-a"})
     rollout_batch_size: int = field(
-        default=4096, metadata={"help": "learned roll-outs decoded together (rows per chunk)"})
+        default=1024, metadata={"help": "learned roll-outs decoded together (rows per chunk; "
+                                "bounds the memory of the roll-outs)"})
     searnn_reference: ChoiceEnum(reference.POLICIES) = field(
         default="copy", metadata={"help": "reference policy: copy the target after the cell, or "
                                   "the best suffix of the target (Appendix C.2)"})

@@ -51,7 +51,7 @@ class SearchConfig:
     cells: int = 0  # 0: every cell
     max_len_a: float = 0.0
     max_len_b: int = 200
-    rollout_batch_size: int = 4096
+    rollout_batch_size: int = 1024
 
 
 @dataclass
@@ -195,14 +195,13 @@ class Search:
             steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
             gen, unfinished = learned_rollouts(batch.decoder, rollin, b, t, prefix_a, learned,
                                                batch.max_len, cfg.rollout_batch_size, steps)
-        clock.lap("rollouts")
-
         hyp = prefix_a if gen.size(1) == 0 else ref_policy.concat(prefix_a, gen,
                                                                     torch.zeros_like(b), pad)
         # reference roll-outs, and focused roll-outs cut after m steps, finish with the
         # reference policy's continuation
         hyp = complete(hyp, ref, b, (~learned | unfinished) & a.ne(eos), pad, cfg.reference,
                        self.sel_cost)
+        clock.lap("rollouts")  # learned and reference roll-outs
         costs = torch.zeros(T * K * rollin.size(0), dtype=torch.float32, device=device)
         costs[(b * T + t) * K + k] = self.cost_fn(hyp, ref[b], pad).float()
         clock.lap("costs")
