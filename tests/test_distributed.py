@@ -32,9 +32,10 @@ CONFIGS = {
 KEYS = ("loss", "nll_loss", "gnorm", "min_cost", "ref_cost", "learned_share")
 
 
-def _argv(data_bin, arch, criterion, extra):
+def _argv(data_bin, save_dir, arch, criterion, extra):
     return helpers.train_argv(data_bin, arch, criterion, [
-        *extra, "--max-update", "3", "--no-save", "--disable-validation",
+        *extra, "--max-update", "3", "--no-save", "--save-dir", str(save_dir),
+        "--disable-validation",
         "--max-tokens", "200", "--log-format", "json"])
 
 
@@ -72,8 +73,9 @@ def _two_processes(tmp_path, configs):
 
 @pytest.fixture(scope="module")
 def distributed_runs(data_bin, tmp_path_factory):
-    configs = {name: _argv(data_bin, *spec) for name, spec in CONFIGS.items()}
-    return configs, _two_processes(tmp_path_factory.mktemp("dist"), configs)
+    tmp = tmp_path_factory.mktemp("dist")
+    configs = {name: _argv(data_bin, tmp / "save", *spec) for name, spec in CONFIGS.items()}
+    return configs, _two_processes(tmp, configs)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
