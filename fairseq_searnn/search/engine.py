@@ -2,12 +2,17 @@
 
 The flow (SeaRNN Algorithm 1, batched)::
 
-    roll-in (reference: the target | learned / mixed: greedy decoding)
-      -> cells (all, or C per sentence) -> reference action per cell
-      -> candidates (full set, or sampled) -> roll-out policy per candidate
+    roll-in (reference: the target | learned / mixed: greedy decoding)   Search.roll_in
+      -> cells (all, or C per sentence) -> reference action per cell        Search.finish
+      -> candidates (full set, or sampled from given or computed scores)
+      -> roll-out policy per candidate
       -> hypotheses: reference roll-outs without the network; learned roll-outs forked from
-         the roll-in's incremental state, cell by cell, decoded together, chunked
+         the roll-in's incremental state, decoded together in chunks (all cells at once for
+         fixed-size decoder states, cell by cell otherwise)
       -> costs of all finished sequences in one batched call  => SearchResult
+
+A criterion runs its training forward pass between the two phases and hands its detached
+scores to :meth:`Search.finish`; :meth:`Search.collect` runs both phases alone.
 """
 
 import time
