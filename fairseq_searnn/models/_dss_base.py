@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
+from fairseq.models import register_model_architecture
 
 from fairseq_searnn import keyed_random, schedules
 from fairseq_searnn.models.relaxed_feeding import FEEDS, RelaxedFeed
@@ -90,6 +91,18 @@ def set_defaults(config_cls, args) -> None:
     for f in fields(config_cls):
         if f.name != "_name" and not hasattr(args, f.name):
             setattr(args, f.name, f.default)
+
+
+def register_variant(model: str, config_cls, name: str, base):
+    """Register architecture ``name`` of ``model``: ``base``'s sizes plus the ``--ss-*``
+    defaults of ``config_cls``."""
+    @register_model_architecture(model, name)
+    def arch(args):
+        set_defaults(config_cls, args)
+        base(args)
+
+    arch.__name__ = name
+    return arch
 
 
 def validate(cfg: DSSConfig) -> None:

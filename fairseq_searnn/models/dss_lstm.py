@@ -9,7 +9,7 @@ exactly fairseq's ``lstm``: same parameters, same state dict, teacher forcing / 
 from dataclasses import dataclass
 
 from fairseq.dataclass.utils import gen_parser_from_dataclass
-from fairseq.models import register_model, register_model_architecture
+from fairseq.models import register_model
 from fairseq.models.lstm import (
     LSTMModel,
     base_architecture,
@@ -22,7 +22,7 @@ from fairseq_searnn.models._dss_base import (
     DSSModelMixin,
     check_decoder_supported,
     config_from_args,
-    set_defaults,
+    register_variant,
 )
 from fairseq_searnn.models._lstm_steps import relaxed_decode
 
@@ -60,13 +60,7 @@ class DSSLSTMModel(DSSModelMixin, LSTMModel):
 
 
 def _variant(name, base):
-    @register_model_architecture("dss_lstm", name)
-    def arch(args):
-        set_defaults(DSSLSTMConfig, args)
-        base(args)
-
-    arch.__name__ = name
-    return arch
+    return register_variant("dss_lstm", DSSLSTMConfig, name, base)
 
 
 dss_lstm = _variant("dss_lstm", base_architecture)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from fairseq.dataclass import ChoiceEnum
 from fairseq.dataclass.utils import gen_parser_from_dataclass
-from fairseq.models import register_model, register_model_architecture
+from fairseq.models import register_model
 from fairseq.models.transformer import TransformerModel
 from fairseq.models.transformer.transformer_legacy import (
     base_architecture,
@@ -30,7 +30,7 @@ from fairseq_searnn.models._dss_base import (
     DSSModelMixin,
     check_decoder_supported,
     config_from_args,
-    set_defaults,
+    register_variant,
 )
 
 PASSES_CHOICES = ChoiceEnum(["step", "two"])
@@ -105,13 +105,7 @@ class DSSTransformerModel(DSSModelMixin, TransformerModel):
 
 
 def _variant(name, base):
-    @register_model_architecture("dss_transformer", name)
-    def arch(args):
-        set_defaults(DSSTransformerConfig, args)
-        base(args)
-
-    arch.__name__ = name
-    return arch
+    return register_variant("dss_transformer", DSSTransformerConfig, name, base)
 
 
 dss_transformer = _variant("dss_transformer", base_architecture)
