@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import subprocess
 from pathlib import Path
 
 import torch
@@ -171,6 +172,16 @@ def env_without_repo():
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env
+
+
+def run_command(cmd, cwd, check=True):
+    """Run ``cmd`` (paths allowed) in ``cwd`` with :func:`env_without_repo`; with ``check``, a
+    non-zero exit raises with the end of its output. Returns the CompletedProcess."""
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env_without_repo(),
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
 
 
 # Differentiable scheduled sampling models at the same tiny sizes.

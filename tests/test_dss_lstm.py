@@ -4,7 +4,6 @@ gradients reach earlier steps, schedules follow the counters, and fairseq's CLI 
 import dataclasses
 import logging
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -212,13 +211,6 @@ def test_unknown_feed_and_adaptive_softmax_are_refused(data_bin, capsys):
                       ["--adaptive-softmax-cutoff", "10"])
 
 
-def _run(cmd, cwd):
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=helpers.env_without_repo(),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{cmd[0]} failed:\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
-
-
 def test_cli_train_then_generate(data_bin, tmp_path, caplog):
     """fairseq-train's main in-process (its log shows ε, α); fairseq-generate in a subprocess."""
     save = tmp_path / "ck"
@@ -230,8 +222,13 @@ def test_cli_train_then_generate(data_bin, tmp_path, caplog):
     helpers.run_training(argv)
     log = caplog.text
     assert "ss_epsilon 0.5" in log and "ss_alpha 3" in log, log[-3000:]
-    gen = _run([BIN / "fairseq-generate", data_bin, "--user-dir", helpers.USER_DIR,
+    gen = _output([BIN / "fairseq-generate", data_bin, "--user-dir", helpers.USER_DIR,
                 "--path", save / "checkpoint_last.pt", "--cpu", "--source-lang", "src",
                 "--target-lang", "tgt", "--beam", "2", "--max-len-b", "10",
                 "--gen-subset", "valid"], tmp_path)
     assert gen.count("\nH-") == 24, gen[-2000:]
+
+
+def _output(cmd, cwd):
+    proc = helpers.run_command(cmd, cwd)
+    return proc.stdout + proc.stderr

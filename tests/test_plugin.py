@@ -14,16 +14,7 @@ import torch
 import helpers
 
 BIN = Path(sys.executable).parent
-
-
-def _run(cmd, cwd, check=True):
-    proc = subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, env=helpers.env_without_repo(),
-        capture_output=True, text=True, timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+_run = helpers.run_command
 
 
 def test_import_twice_and_import_user_module():
