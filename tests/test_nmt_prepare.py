@@ -56,25 +56,8 @@ def test_iwslt_parsers(tmp_path):
 
 
 def _fake_iwslt_archive(shared_data, root, n=460):
-    """A de-en.tgz laid out like the official one, from the IWSLT14 valid files: text
-    detokenised back from the shared tokenised files, tag lines, xml test sets."""
-    orig = root / "de-en"
-    orig.mkdir(parents=True)
-    raw = {}
-    for lang in ("de", "en"):
-        tok = nmt.read_lines(shared_data / "iwslt14" / "tok" / f"valid.{lang}", n + 40)
-        raw[lang] = nmt.moses_detokenize(tok, lang)
-        body = [f"<url>http://www.ted.com/talks/{i}</url>" if i % 50 == 0 else line
-                for i, line in enumerate(raw[lang][:n])]
-        lines = ["<keywords>talks, science</keywords>", "<talkid>1</talkid>",
-                 "<title>A talk</title>", "<description>TED talk.</description>", *body]
-        nmt.write_lines(orig / f"train.tags.de-en.{lang}", lines)
-        for k, name in enumerate(nmt.IWSLT14_TEST_SETS[:2]):
-            segs = raw[lang][n + 20 * k:n + 20 * (k + 1)]
-            nmt.write_lines(orig / f"{name}.de-en.{lang}.xml",
-                            ['<doc docid="1" genre="lectures">',
-                             *(f'<seg id="{i + 1}"> {s} </seg>' for i, s in enumerate(segs)),
-                             "</doc>"])
+    """A de-en.tgz laid out like the official one, from the IWSLT14 valid files."""
+    orig, raw = nmt.iwslt14_layout_from_tokenised(shared_data / "iwslt14" / "tok", root, n)
     archive = root / "de-en.tgz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(orig, arcname="de-en")

@@ -54,6 +54,9 @@ def test_noise_rate_and_lengths():
 def test_symbols_round_trip():
     assert spelling.to_symbols("a b,#") == "a _ b , #"
     assert spelling.from_symbols("a _ b , #") == "a b,#"
+    # a decoded <unk> is one wrong character, not five
+    assert spelling.from_symbols("a <unk> _ b <s>") == f"a{spelling.FOREIGN} b{spelling.FOREIGN}"
+    assert spelling.edit_error([spelling.from_symbols("a <unk>")], ["ab"]) == 50.0
 
 
 def test_edit_distance_and_corpus_error():

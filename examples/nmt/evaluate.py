@@ -19,7 +19,7 @@ from fairseq_searnn.data import nmt_prepare
 
 
 def generate(prep, checkpoint, split, beam, results_dir, batch_size=64, lenpen=1.0,
-             max_len_a=0.0, max_len_b=200):
+             max_len_a=0.0, max_len_b=200, temperature=1.0):
     """Subword-level hypotheses of ``split`` in sentence order (fairseq-generate, in-process).
     ``--required-batch-size-multiple 1``: with fairseq's default (8), batch_by_size drops the
     last sentences of a split whose size is not a multiple of 8 (fairseq issue #5036)."""
@@ -30,7 +30,8 @@ def generate(prep, checkpoint, split, beam, results_dir, batch_size=64, lenpen=1
     argv = [str(Path(prep) / "bin"), "--user-dir", user_dir(), "--path", str(checkpoint),
             "--task", "translation", "--source-lang", info["src"],
             "--target-lang", info["tgt"], "--gen-subset", split, "--beam", str(beam),
-            "--lenpen", str(lenpen), "--max-len-a", str(max_len_a),
+            "--lenpen", str(lenpen), "--temperature", str(temperature),
+            "--max-len-a", str(max_len_a),
             "--max-len-b", str(max_len_b), "--batch-size", str(batch_size),
             "--required-batch-size-multiple", "1", "--cpu", "--results-path", str(results_dir)]
     args = options.parse_args_and_arch(options.get_generation_parser(), argv)
@@ -46,6 +47,9 @@ def main(argv=None):
     p.add_argument("--split", default="valid")
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--lenpen", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="fairseq-generate --temperature: logits / T before the softmax "
+                        "(greedy is unchanged; T < 1 sharpens beam scores)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-len-a", type=float, default=0.0,
                    help="hypotheses hold at most a * source length + b tokens")
@@ -54,9 +58,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         pieces = generate(args.prep, args.checkpoint, args.split, args.beam, tmp,
-                          args.batch_size, args.lenpen, args.max_len_a, args.max_len_b)
+                          args.batch_size, args.lenpen, args.max_len_a, args.max_len_b,
+                          args.temperature)
     score, hyps = nmt_prepare.bleu(args.prep, pieces, args.split)
-    result = {"split": args.split, "beam": args.beam, "sentences": len(hyps),
+    result = {"split": args.split, "beam": args.beam, "temperature": args.temperature,
+              "sentences": len(hyps),
               "sacrebleu": round(score.score, 2), "detail": str(score)}
     if json.loads((Path(args.prep) / "prep.json").read_text()).get("moses"):
         result["tokenized_bleu"] = round(

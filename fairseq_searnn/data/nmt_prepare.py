@@ -227,6 +227,34 @@ def fetch_iwslt14(source: Optional[str], workdir) -> Path:
     return found[0].parent
 
 
+def iwslt14_layout_from_tokenised(tok_dir, dest, n_train: int, n_test: int = 20,
+                                  src: str = "de", tgt: str = "en"):
+    """An extracted ``de-en/`` directory laid out like the official archive, made from
+    tokenised parallel files ``tok_dir/valid.{src,tgt}`` (e.g. the IWSLT14 valid split) for
+    checking the pipeline and the recipes offline: the first ``n_train`` lines, detokenised,
+    become ``train.tags`` (with the tag lines fairseq's script drops, and a ``<url>`` line
+    every 50), the next ``2 * n_test`` two xml test sets. Returns ``(directory, raw)`` with
+    ``raw[lang]`` the detokenised lines used."""
+    orig = Path(dest) / f"{src}-{tgt}"
+    orig.mkdir(parents=True, exist_ok=True)
+    raw = {}
+    for lang in (src, tgt):
+        tok = read_lines(Path(tok_dir) / f"valid.{lang}", n_train + 2 * n_test)
+        raw[lang] = moses_detokenize(tok, lang)
+        body = [f"<url>http://www.ted.com/talks/{i}</url>" if i % 50 == 0 else line
+                for i, line in enumerate(raw[lang][:n_train])]
+        write_lines(orig / f"train.tags.{src}-{tgt}.{lang}",
+                    ["<keywords>talks, science</keywords>", "<talkid>1</talkid>",
+                     "<title>A talk</title>", "<description>TED talk.</description>", *body])
+        for k, name in enumerate(IWSLT14_TEST_SETS[:2]):
+            segs = raw[lang][n_train + n_test * k:n_train + n_test * (k + 1)]
+            write_lines(orig / f"{name}.{src}-{tgt}.{lang}.xml",
+                        ['<doc docid="1" genre="lectures">',
+                         *(f'<seg id="{i + 1}"> {s} </seg>' for i, s in enumerate(segs)),
+                         "</doc>"])
+    return orig, raw
+
+
 # ------------------------------------------------------------------------------- binarising
 
 

@@ -34,6 +34,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 ALPHABET: Tuple[str, ...] = tuple("abcdefghijklmnopqrstuvwxyz0123456789,.!?#") + (" ",)
 UNKNOWN = "#"
 SPACE_SYMBOL = "_"  # the space character in fairseq symbol files (not in ALPHABET)
+# what a decoded symbol outside the alphabet (<unk>, <s>, fairseq's fillers) becomes: one
+# character that is in no reference, so it counts as one error like any wrong symbol
+FOREIGN = "\ufffd"
 SRC, TGT = "noisy", "clean"  # fairseq language suffixes of the input and the target
 _IN_ALPHABET = frozenset(ALPHABET)
 
@@ -74,8 +77,10 @@ def to_symbols(text: str) -> str:
 
 
 def from_symbols(line: str) -> str:
-    """Inverse of :func:`to_symbols` (whitespace-separated symbols back to characters)."""
-    return "".join(" " if s == SPACE_SYMBOL else s for s in line.split())
+    """Inverse of :func:`to_symbols` (whitespace-separated symbols back to characters); a
+    model's output symbol that is no character (``<unk>``, ``<s>``...) becomes :data:`FOREIGN`."""
+    return "".join(" " if s == SPACE_SYMBOL else s if len(s) == 1 else FOREIGN
+                   for s in line.split())
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:

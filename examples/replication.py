@@ -1,0 +1,83 @@
+"""Shared pieces of the replication drivers (``examples/*/replicate*.py``): running several
+(method, seed) jobs at a time, reading fairseq's validation lines, mean ± std tables and
+learning-curve plots. Plain Python; matplotlib only for the plots (skipped without it).
+"""
+
+import json
+import re
+import statistics
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def valid_curve(log_text, metric):
+    """``[(num_updates, value)]`` of every ``valid on 'valid' subset`` line of a fairseq log."""
+    pattern = re.compile(r"\| valid on 'valid' subset \|.*?\| " + re.escape(metric)
+                         + r" ([\d.]+) \|.*?\| num_updates (\d+)")
+    return [(int(u), float(v)) for v, u in pattern.findall(log_text)]
+
+
+def train_updates(log_text):
+    """The last ``num_updates`` fairseq logged (training or validation line), else 0."""
+    found = re.findall(r"num_updates[= ](\d+)", log_text)
+    return int(found[-1]) if found else 0
+
+
+def run_logged(cmd, log, env=None):
+    """Run ``cmd`` with stdout and stderr in ``log``; raise with the log's tail on failure."""
+    print("+ " + " ".join(str(c) for c in cmd), flush=True)
+    with open(log, "w") as f:
+        code = subprocess.run([str(c) for c in cmd], env=env, stdout=f,
+                              stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = "".join(Path(log).read_text().splitlines(True)[-30:])
+        raise RuntimeError(f"{cmd[0]} failed (exit {code}); end of {log}:\n{tail}")
+
+
+def run_all(fn, items, jobs):
+    """``[fn(*item) for item in items]``, ``jobs`` at a time (each job is a subprocess)."""
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(lambda item: fn(*item), items))
+
+
+def cached(path, compute):
+    """The JSON in ``path`` if it exists, else ``compute()`` written there."""
+    path = Path(path)
+    if path.exists():
+        return json.loads(path.read_text())
+    result = compute()
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def mean_std(values):
+    """``(mean, sample std)``; std 0 for a single value."""
+    values = list(values)
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def plot_curves(series, xlabel, ylabel, title, path):
+    """One line per ``(label, xs, ys)``; lines sharing a label share a colour and one legend
+    entry. Writes a PNG to ``path``; returns False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colors = {}
+    for label, xs, ys in series:
+        new = label not in colors
+        color = colors.setdefault(label, f"C{len(colors)}")
+        ax.plot(xs, ys, color=color, alpha=0.8, marker=".", label=label if new else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

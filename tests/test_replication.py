@@ -1,0 +1,74 @@
+"""Replication drivers: log parsing and summaries (examples/replication.py) and the weights-only
+starting checkpoint of the Multi30k fine-tunes (examples/nmt/replicate_multi30k.py)."""
+
+import sys
+
+import pytest
+import torch
+
+import helpers
+
+sys.path.insert(0, str(helpers.REPO / "examples"))
+import replication  # noqa: E402
+
+LOG = """\
+2026-11-22 06:11:30 | INFO | train_inner | epoch 001: 200 / 454 loss=6.9, num_updates=200, lr=0.001
+2026-11-22 06:11:56 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 5.296 | ppl 39.29 \
+| searnn_bleu 5.11144 | wps 1149.7 | wpb 722 | bsz 64 | num_updates 250
+2026-11-22 06:12:30 | INFO | train_inner | epoch 001: 300 / 454 loss=6.1, num_updates=300, lr=0.001
+2026-11-22 06:13:00 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 4.9 | ppl 30.1 \
+| searnn_bleu 13.2925 | wps 1149.7 | wpb 722 | bsz 64 | num_updates 500 | best_searnn_bleu 13.29
+2026-11-22 06:13:01 | INFO | train_inner | epoch 001: 350 / 454 loss=6.0, num_updates=510, lr=0.001
+"""
+
+
+def test_valid_curve_and_updates():
+    assert replication.valid_curve(LOG, "searnn_bleu") == [(250, 5.11144), (500, 13.2925)]
+    assert replication.valid_curve(LOG, "hamming") == []
+    assert replication.train_updates(LOG) == 510
+    assert replication.train_updates("no training yet") == 0
+
+
+def test_mean_std_and_cached(tmp_path):
+    assert replication.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert replication.mean_std([4.0]) == (4.0, 0.0)
+    calls = []
+    first = replication.cached(tmp_path / "r.json", lambda: calls.append(1) or {"x": 1})
+    again = replication.cached(tmp_path / "r.json", lambda: calls.append(1) or {"x": 2})
+    assert first == again == {"x": 1} and calls == [1]
+
+
+def test_run_logged_reports_the_failure(tmp_path):
+    replication.run_logged([sys.executable, "-c", "print('ok')"], tmp_path / "ok.log")
+    assert (tmp_path / "ok.log").read_text() == "ok\n"
+    with pytest.raises(RuntimeError, match="boom"):
+        replication.run_logged([sys.executable, "-c", "import sys; sys.exit('boom')"],
+                               tmp_path / "bad.log")
+
+
+def test_fine_tune_starts_from_weights_only(tmp_path, data_bin):
+    """The starting checkpoint keeps the weights and drops what would leak into the fine-tune:
+    update count (schedules), training time (--stop-time-hours), optimiser state."""
+    from fairseq import checkpoint_utils
+
+    driver = helpers.load_example("nmt", "replicate_multi30k")
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    helpers.run_training(helpers.train_argv(data_bin, extra=[
+        "--max-update", "3", "--save-dir", str(pre), "--no-epoch-checkpoints"]))
+    init = tmp_path / "init.pt"
+    driver.weights_only(pre / "checkpoint_last.pt", init)
+    source = checkpoint_utils.load_checkpoint_to_cpu(str(pre / "checkpoint_last.pt"))
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(init))
+    assert source["optimizer_history"][-1]["num_updates"] == 3
+    assert source["extra_state"]["previous_training_time"] > 0
+    assert state["optimizer_history"][-1]["num_updates"] == 0
+    assert state["extra_state"]["previous_training_time"] == 0
+    assert state["last_optimizer_state"] is None
+    for name, value in source["model"].items():
+        assert torch.equal(state["model"][name], value)
+    # fairseq fine-tunes from it (--finetune-from-model), counting updates from 0
+    helpers.run_training(helpers.train_argv(data_bin, extra=[
+        "--max-update", "2", "--save-dir", str(ft), "--no-epoch-checkpoints",
+        "--finetune-from-model", str(init)]))
+    done = checkpoint_utils.load_checkpoint_to_cpu(str(ft / "checkpoint_last.pt"))
+    assert done["optimizer_history"][-1]["num_updates"] == 2
