@@ -130,3 +130,19 @@ def test_batched_equals_one_sentence_at_a_time(models):
         assert torch.equal(res.candidates, full.candidates[b:b + 1, :T])
         assert torch.equal(res.mask, full.mask[b:b + 1, :T])
         assert torch.equal(res.costs[res.mask], full.costs[b:b + 1, :T][res.mask])
+
+
+def test_sampled_sets_draw_a_top_ranked_unk(models):
+    """Sampled losses renormalise over the candidates, so a symbol that could never be drawn
+    would get no gradient and could become the model's top prediction unchecked: sampled sets
+    draw from every symbol the decoder can emit, <unk> and <s> included (never pad)."""
+    task, model, sample = models["lstm"]
+    d = task.target_dictionary
+    search = Search(SearchConfig(tokens=2, token_sampling="topk"), d)
+    batch = search.roll_in(model, sample, seed=1)
+    B, T = batch.rollin.shape
+    lprobs = torch.full((B, T, len(d)), -20.0)
+    lprobs[:, :, d.unk()], lprobs[:, :, d.bos()], lprobs[:, :, d.pad()] = -0.1, -2.0, 0.0
+    res = search.finish(batch, lprobs)
+    drawn = res.candidates[:, :, 2:][res.mask[:, :, 2:]]
+    assert drawn.numel() > 0 and set(drawn.tolist()) == {d.unk(), d.bos()}

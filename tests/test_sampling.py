@@ -114,3 +114,8 @@ def test_sample_cells():
     many = cell_mask[:1].expand(4000, 8)
     counts = sampling.sample_cells(many, 2, keyed_random.hash_keys(9, torch.arange(4000)))
     assert (counts.float().mean(0) - 0.25).abs().max() < 0.03  # uniform over the 8 cells
+
+
+def test_emittable_tokens_are_all_but_pad():
+    d, *_ = _inputs()
+    assert sampling.emittable_tokens(d).tolist() == [i for i in range(len(d)) if i != d.pad()]

@@ -36,7 +36,8 @@ class SearnnCriterion(FairseqCriterion):
     def __init__(self, task, cfg: SearnnConfig):
         super().__init__(task)
         tgt_dict = task.target_dictionary
-        check(cfg, self.sampled, len(sampling.allowed_tokens(tgt_dict)))
+        symbols = sampling.emittable_tokens if self.sampled else sampling.allowed_tokens
+        check(cfg, self.sampled, len(symbols(tgt_dict)))
         self.cfg = cfg
         self.search = Search(search_config(cfg), tgt_dict)
         self.eos = tgt_dict.eos()

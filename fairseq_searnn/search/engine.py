@@ -121,7 +121,8 @@ class Search:
     def __init__(self, cfg: SearchConfig, tgt_dict):
         self.cfg = cfg
         self.pad, self.eos = tgt_dict.pad(), tgt_dict.eos()
-        self.allowed = sampling.allowed_tokens(tgt_dict)
+        self.allowed = sampling.allowed_tokens(tgt_dict)  # full candidate sets
+        self.drawable = sampling.emittable_tokens(tgt_dict)  # what sampled sets draw from
         self.cost_fn = cost_fns.get_cost(cfg.cost)
         self.sel_cost = cost_fns.get_cost(cfg.reference_cost or cfg.cost)
 
@@ -241,7 +242,7 @@ class Search:
             elif lprobs is not None:
                 lprobs = lprobs[:, : rollin.size(1)].float()
             cand, mask = sampling.sampled_candidates(
-                ref_act, lprobs, self.allowed, cfg.token_sampling, cfg.tokens, batch.keys, eos,
+                ref_act, lprobs, self.drawable, cfg.token_sampling, cfg.tokens, batch.keys, eos,
                 cfg.sampling_temperature, ref, ref.ne(pad).sum(1), cfg.neighbors)
         return cand, mask & cell_mask.unsqueeze(2)
 

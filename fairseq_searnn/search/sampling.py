@@ -8,7 +8,11 @@ Candidate layout per cell, ``candidates: [B, T, K]`` with ``mask: [B, T, K]``:
   ``madeupword`` fillers; EOS included), the copy of the reference action masked out;
 * sampled sets: slot 1 is EOS, then the ``K`` drawn tokens, then (``topk-neighbors``) the
   reference's tokens at positions ``t-W..t-1, t+1..t+W``; a slot repeating an earlier valid
-  one is masked, so a cell has at most ``K + 2W + 2`` distinct candidates.
+  one is masked, so a cell has at most ``K + 2W + 2`` distinct candidates. The tokens are drawn
+  from every symbol the decoder can emit (:func:`emittable_tokens`: ``<unk>``, ``<s>`` and
+  fillers included): the sampled losses renormalise over the candidates, so a symbol that could
+  never be drawn would get no gradient and could rise to the top of the model's predictions
+  unchecked; drawn, it is pushed down by its cost like any wrong token.
 
 Random draws come from :mod:`fairseq_searnn.keyed_random`, keyed by the sentence.
 """
@@ -30,6 +34,13 @@ def allowed_tokens(dictionary) -> Tensor:
         if i not in special and not sym.startswith("madeupword")
     ]
     return torch.tensor(ids, dtype=torch.long)
+
+
+def emittable_tokens(dictionary) -> Tensor:
+    """``[E]`` ids of every symbol the decoder can output (all but pad, which fairseq's
+    generator masks): what sampled candidate sets draw from."""
+    return torch.tensor([i for i in range(len(dictionary)) if i != dictionary.pad()],
+                        dtype=torch.long)
 
 
 def sample_cells(cell_mask: Tensor, num_cells: int, keys: Tensor) -> Tensor:
@@ -83,7 +94,8 @@ def sampled_candidates(
         ref_action: ``[B, T]`` reference action per cell.
         lprobs: ``[B, T, V]`` the model's log-probabilities at each cell (float32; unused,
             may be None, for ``uniform``).
-        allowed: ``[A]`` allowed symbol ids (``k <= A``).
+        allowed: ``[A]`` ids the draws range over (``k <= A``; the engine passes
+            :func:`emittable_tokens`).
         strategy: one of :data:`STRATEGIES`. ``policy`` samples from the model's distribution,
             ``biased`` from it at ``temperature`` (> 1 flattens it), ``uniform`` uniformly,
             ``topk``/``topk-neighbors`` take the ``k`` most probable; sampling without
