@@ -70,8 +70,9 @@ def main(argv=None):
         text = (args.out / f"{name}.train.log").read_text()
         # one train_inner line per update: ups (2 decimals) for fast updates, train_wall
         # (whole seconds) for slow ones
+        # (the first update, which logs ups=0, is left out)
         per_update = [float(w) if float(w) >= 5 else 1 / float(u) for u, w in re.findall(
-            r"ups=([\d.]+),.*?train_wall=([\d.]+)", text)][1:]
+            r"ups=([\d.]+),.*?train_wall=([\d.]+)", text)[1:]]
         row = {"train_s": round(time.time() - start),
                "s_per_update": round(sum(per_update) / max(len(per_update), 1), 2),
                "valid_searnn_bleu": replication.valid_curve(text, "searnn_bleu")}

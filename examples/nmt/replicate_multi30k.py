@@ -133,11 +133,13 @@ def summarise(args, runs):
         updates = replication.train_updates(text)
         offset = 0 if name == "mle-pretrain" else pre_updates
         bleu = evaluate(args, run)
-        wall = [float(w) for w in re.findall(r"\| train_wall (\d+) ", text)]
-        summary[name] = {"updates": updates, "train_wall_s": wall[-1] if wall else None,
-                         "valid_curve_256": curve, **bleu}
+        # fairseq's end-of-epoch "train" lines hold each epoch's training time
+        wall = sum(float(w) for w in re.findall(
+            r"\| INFO \| train \| epoch \d+ \|.*?\| train_wall ([\d.]+) ", text))
+        summary[name] = {"updates": updates, "train_wall_s": wall, "valid_curve_256": curve,
+                         **bleu}
         g, b, bt = (bleu[k]["bleu"] for k in ("beam1_T1", "beam5_T1", "beam5_T0.5"))
-        per_update = f"{wall[-1] / max(updates, 1):.2f}" if wall else "?"
+        per_update = f"{wall / max(updates, 1):.2f}"
         rows.append(f"| {name} | {updates} | {per_update} | {g:.2f} | {b:.2f} ({b - g:+.2f}) | "
                     f"{bt:.2f} ({bt - g:+.2f}) |")
         if curve:
