@@ -91,6 +91,7 @@ CASES = [
     ("learned", "learned", "copy", "edit", 0),
     ("learned", "mixed", "best-suffix", "hamming", 4),
     ("mixed", "focused", "copy", "bleu", 3),
+    ("learned", "focused", "copy", "edit", 3),
 ]
 
 
@@ -104,6 +105,24 @@ def test_collect_costs_equals_brute_force(models, arch, rollin, rollout, referen
     res, kinds = check_against_brute_force(task, model, sample, cfg)
     if rollout == "mixed":
         assert kinds == {False, True}
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_greedy_rollin_reads_its_own_token_off_the_rollin(models, arch):
+    """After a learned roll-in, the learned roll-out of the roll-in's own token is the roll-in:
+    it is never decoded (top-k always holds it), and the result still equals brute force.
+    A mixed roll-in is not greedy: nothing is read off."""
+    task, model, sample = models[arch]
+    eos = task.target_dictionary.eos()
+    cfg = SearchConfig(cost="hamming", rollin="learned", rollout="learned", tokens=3,
+                       max_len_b=9)
+    res, _ = check_against_brute_force(task, model, sample, cfg)
+    own = res.mask & res.candidates.eq(res.rollin.unsqueeze(2)) & res.rollin.ne(eos).unsqueeze(2)
+    assert res.stats["reused_rollouts"] == int(own.sum()) == int(
+        (res.cells & res.rollin.ne(eos)).sum()) > 0
+    cfg.rollin, cfg.rollin_ref_prob = "mixed", 0.5
+    assert Search(cfg, task.target_dictionary).collect(model, sample, 3).stats[
+        "reused_rollouts"] == 0
 
 
 def test_cells_subsampling_and_length_limit(models):

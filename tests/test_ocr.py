@@ -220,3 +220,24 @@ def test_searnn_training_generate_and_score(tmp_path, toy_file):
     counts = [task.hamming(task.sequence_generator, model, s)
               for s in itr.next_epoch_itr(shuffle=False)]
     assert tuple(map(sum, zip(*counts))) == (errors, chars)
+
+
+def test_rollin_rollout_grid_options(toy_file):
+    """Table 1's roll-in × roll-out grid: ``run.py --rollin/--rollout`` reach fairseq, and the
+    replication driver's ``METHOD:ROLLIN:ROLLOUT`` specs name their runs and reject nonsense."""
+    import argparse
+
+    run = _recipe()
+    args, extra = run.parse_args(["ll", "--data", str(toy_file), "--rollin", "reference",
+                                  "--rollout", "learned"])
+    cfg = helpers.parse_cfg(run.train_argv(args, extra))
+    assert (cfg.criterion.rollin, cfg.criterion.rollout) == ("reference", "learned")
+    default = helpers.parse_cfg(run.train_argv(*run.parse_args(["kl", "--data", str(toy_file)])))
+    assert (default.criterion.rollin, default.criterion.rollout) == ("learned", "mixed")
+    driver = helpers.load_example("ocr", "replicate")
+    assert driver.parse_method("kl") == ("kl", [], "kl")
+    assert driver.parse_method("kl:learned:learned") == (
+        "kl", ["--rollin", "learned", "--rollout", "learned"], "kl-learned-learned")
+    for bad in ("mle:learned:mixed", "kl:learned", "kl:greedy:mixed", "crf"):
+        with pytest.raises(argparse.ArgumentTypeError, match="ROLLIN:ROLLOUT"):
+            driver.parse_method(bad)

@@ -6,7 +6,13 @@ import torch
 
 import helpers
 from fairseq_searnn.search.decoding import Decoder, _leaves
-from fairseq_searnn.search.rollout import learned_rollouts, prev_output_tokens
+from fairseq_searnn.search.rollin import decode_rollin
+from fairseq_searnn.search.rollout import (
+    greedy_continuations,
+    learned_rollouts,
+    pad_to,
+    prev_output_tokens,
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +85,69 @@ def test_state_shapes_and_batch_dims(fitted):
         tdec = Decoder(tmodel, tmodel.encoder.forward_torchscript(tsample["net_input"]), pad, eos)
         assert not tdec.has_fixed_size_state(prev_output_tokens(tsample["target"], pad, eos))
         assert not decoder.has_fixed_size_state(prev[:, :1])  # one cell: nothing to batch
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_rollin_snapshots_replace_the_second_pass(fitted, arch):
+    """A learned roll-in keeps its decoder state at every cell for fixed-size states (none for
+    a Transformer); forking those gives the roll-outs of a pass over the roll-in, without it."""
+    task, model, sample = fitted[arch]
+    d = task.target_dictionary
+    pad, eos = d.pad(), d.eos()
+    max_len = sample["net_input"]["src_lengths"] + 3
+    with torch.no_grad():
+        decoder = Decoder(model, model.encoder.forward_torchscript(sample["net_input"]), pad, eos)
+        states = []
+        rollin = decode_rollin(decoder, max_len, None, 0.0, None, states)
+        assert rollin.equal(decode_rollin(decoder, max_len, None, 0.0, None))
+        if arch == "transformer":
+            assert states == []
+            return
+        assert len(states) == rollin.size(1)
+        b, t = rollin.ne(pad).nonzero(as_tuple=True)
+        b, t = b.repeat_interleave(3), t.repeat_interleave(3)
+        prefix_a = rollin[b].masked_fill(torch.arange(rollin.size(1)) >= t.unsqueeze(1), pad)
+        prefix_a[torch.arange(b.numel()), t] = torch.arange(b.numel()) % 12 + 4
+        learned = torch.ones_like(b, dtype=torch.bool)
+        calls = []
+        step = decoder.step
+        decoder.step = lambda prefix, *a: calls.append(prefix.size(0)) or step(prefix, *a)
+        got = learned_rollouts(decoder, rollin, b, t, prefix_a, learned, max_len, 7,
+                               rollin_states=states)
+        n_kept = len(calls)
+        want = learned_rollouts(decoder, rollin, b, t, prefix_a, learned, max_len, 7)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert got[0].ne(pad).any()
+    # the pass over the roll-in (B rows per cell) and the two-step state probe are gone
+    assert len(calls) - n_kept == n_kept + int(t.max()) + 1 + 2
+    assert rollin.size(0) not in calls[:n_kept]
+
+
+@pytest.mark.parametrize("trained", [True, False])
+def test_greedy_continuations_match_decoding(fitted, data_bin, trained):
+    """The roll-out of the roll-in's own token, read off the roll-in, is what decoding it
+    gives, with focused cuts (``finished`` False where ``max_steps`` end first). The fitted
+    model's roll-ins choose EOS early; an untrained model's run to the length limit."""
+    task, model, sample = fitted["lstm"]
+    if not trained:
+        model = helpers.build(data_bin, "lstm")[2].double().eval()
+    d = task.target_dictionary
+    pad, eos = d.pad(), d.eos()
+    max_len = sample["net_input"]["src_lengths"] + 3
+    with torch.no_grad():
+        decoder = Decoder(model, model.encoder.forward_torchscript(sample["net_input"]), pad, eos)
+        rollin = decode_rollin(decoder, max_len, None, 0.0, None)
+        b, t = (rollin.ne(pad) & rollin.ne(eos)).nonzero(as_tuple=True)
+        prefix_a = rollin[b].masked_fill(torch.arange(rollin.size(1)) >= t.unsqueeze(1) + 1, pad)
+        learned = torch.ones_like(b, dtype=torch.bool)
+        for steps in (None, 1, 2):
+            want = learned_rollouts(decoder, rollin, b, t, prefix_a, learned, max_len, 64, steps)
+            got = greedy_continuations(rollin[b], t, max_len[b], pad, eos, steps)
+            width = max(got[0].size(1), want[0].size(1))
+            assert torch.equal(pad_to(got[0], width, pad), pad_to(want[0], width, pad))
+            assert torch.equal(got[1], ~want[1])  # finished vs unfinished
+    ends = rollin.eq(eos).nonzero()[:, 1]
+    forced = ends.eq(max_len)  # EOS forced at the length limit
+    assert forced.all() if not trained else not forced.any()
+    if not trained:
+        assert got[1].any() and not got[1].all()  # 2 steps end some roll-outs, not all

@@ -1,7 +1,8 @@
 """OCR table: methods × seeds, each trained for the same wall time, scored on the test fold.
 
     python examples/ocr/replicate.py --data ../shared/data/ocr/letter.data.gz --out runs/ocr \
-        [--methods mle skl] [--seeds 1 2 3] [--minutes 12] [--jobs 1] [-- fairseq-train args]
+        [--methods mle skl kl:reference:learned] [--seeds 1 2 3] [--minutes 12] [--jobs 1] \
+        [-- fairseq-train args]
 
 Each run is ``run.py METHOD`` (the paper's GRU 128, SGD at a constant 0.5, batches of 64
 words, Hamming cost; best checkpoint by the greedy Hamming error of validation fold 1, scored
@@ -22,14 +23,32 @@ sys.path.insert(0, str(HERE.parent))
 import replication  # noqa: E402
 
 METHODS = ("mle", "ll", "kl", "sll", "skl")
+POLICIES = ("learned", "reference", "mixed")
 
 
-def run_one(args, method, seed):
-    out = args.out / f"{method}-seed{seed}"
+def parse_method(spec):
+    """``METHOD`` or ``METHOD:ROLLIN:ROLLOUT`` -> ``(method, run.py options, run name)``.
+    SeaRNN methods default to the paper's best OCR setting, learned roll-in × mixed roll-out."""
+    method, *policies = spec.split(":")
+    if method not in METHODS or policies and (
+            method == "mle" or len(policies) != 2 or not set(policies) <= set(POLICIES)):
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: expected one of {', '.join(METHODS)}, optionally followed (SeaRNN "
+            f"methods) by :ROLLIN:ROLLOUT with each of {', '.join(POLICIES)}")
+    if not policies:
+        return method, [], method
+    return method, ["--rollin", policies[0], "--rollout", policies[1]], "-".join([method,
+                                                                                  *policies])
+
+
+def run_one(args, spec, seed):
+    method, policy_args, name = parse_method(spec)
+    out = args.out / f"{name}-seed{seed}"
     result = out / "result.json"
     if not (result.exists() and "test_hamming_error_percent" in result.read_text()):
         out.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, HERE / "run.py", method, "--data", args.data, "--out", out,
+        cmd = [sys.executable, HERE / "run.py", method, *policy_args, "--data", args.data,
+               "--out", out,
                "--seed", str(seed), "--max-epoch", "100000", "--alpha", str(args.alpha),
                "--tokens", str(args.tokens), "--sampling", args.sampling, "--",
                "--stop-time-hours", f"{args.minutes / 60:.4f}",
@@ -40,7 +59,7 @@ def run_one(args, method, seed):
     text = (out / "train.log").read_text()
     updates = replication.train_updates(text)
     curve = replication.valid_curve(text, "hamming")
-    return {"method": method, "seed": seed, "updates": updates,
+    return {"method": name, "seed": seed, "updates": updates,
             "train_wall_s": res["train_wall_s"], "s_per_update": res["train_wall_s"] / updates,
             "valid_curve": curve, "best_valid_hamming": min((v for _, v in curve), default=None),
             "test_hamming": res["test_hamming_error_percent"]}
@@ -79,7 +98,10 @@ def main(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="letter.data or letter.data.gz")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--methods", nargs="+", default=["mle", "skl"], choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=["mle", "skl"],
+                   help="each METHOD (one of %s) or METHOD:ROLLIN:ROLLOUT, e.g. "
+                        "kl:reference:learned (default roll-in × roll-out: learned × mixed)"
+                        % ", ".join(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--minutes", type=float, default=12.0, help="wall time per run")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (1 thread each)")
@@ -89,6 +111,11 @@ def main(argv=None):
     p.add_argument("--clip-norm", type=float, default=5.0)
     args, extra = p.parse_known_args(argv)
     args.extra = extra[1:] if extra[:1] == ["--"] else extra
+    for spec in args.methods:
+        try:
+            parse_method(spec)
+        except argparse.ArgumentTypeError as e:
+            p.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
     todo = [(m, s) for s in args.seeds for m in args.methods]
     results = replication.run_all(lambda m, s: run_one(args, m, s), todo, args.jobs)

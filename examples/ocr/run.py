@@ -4,8 +4,9 @@ greedily, report the Hamming error (total errors / total characters x 100).
 
     python examples/ocr/run.py kl --data ../shared/data/ocr/letter.data.gz --out runs/ocr-kl
 
-Methods: ``mle`` (cross-entropy), ``ll`` / ``kl`` (SeaRNN, learned roll-in, mixed roll-out,
-every token of every cell), ``sll`` / ``skl`` (the same with 5 sampled tokens per cell). Every
+Methods: ``mle`` (cross-entropy), ``ll`` / ``kl`` (SeaRNN, every token of every cell; learned
+roll-in and mixed roll-out unless ``--rollin`` / ``--rollout`` say otherwise), ``sll`` / ``skl``
+(the same with 5 sampled tokens per cell). Every
 run uses the paper's setup: GRU 128, SGD with constant step 0.5, batches of 64 words, Hamming
 cost. Stage ``train`` runs ``fairseq-train`` (best checkpoint by the validation fold's greedy
 Hamming error; with ``--valid-fold -1`` every non-test fold trains, as in the paper, and the
@@ -46,7 +47,7 @@ def criterion_args(args):
     if args.method == "mle":
         return ["--criterion", "cross_entropy"]
     out = ["--criterion", f"searnn_{args.method}", "--searnn-cost", "hamming",
-           "--rollin", "learned", "--rollout", "mixed", "--rollout-ref-prob", "0.5",
+           "--rollin", args.rollin, "--rollout", args.rollout, "--rollout-ref-prob", "0.5",
            "--rollout-max-len-a", "1", "--rollout-max-len-b", str(args.max_len_b)]
     if args.method in ("kl", "skl"):
         out += ["--searnn-alpha", str(args.alpha)]
@@ -130,6 +131,10 @@ def parse_args(argv=None):
     p.add_argument("--tokens", type=int, default=5, help="sll / skl: tokens per cell")
     p.add_argument("--sampling", default="topk",
                    help="sll / skl: uniform, policy, biased or topk")
+    p.add_argument("--rollin", default="learned", choices=("learned", "reference", "mixed"),
+                   help="SeaRNN roll-in policy (paper's best OCR setting: learned)")
+    p.add_argument("--rollout", default="mixed", choices=("mixed", "learned", "reference"),
+                   help="SeaRNN roll-out policy (paper's best OCR setting: mixed, p = 0.5)")
     p.add_argument("--max-len-b", type=int, default=5,
                    help="roll-ins and roll-outs stop at the word's letters + this; validation "
                         "and test decoding at the batch's longest word + this")

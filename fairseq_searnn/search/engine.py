@@ -8,7 +8,8 @@ The flow (SeaRNN Algorithm 1, batched)::
       -> roll-out policy per candidate
       -> hypotheses: reference roll-outs without the network; learned roll-outs forked from
          the roll-in's incremental state, decoded together in chunks (all cells at once for
-         fixed-size decoder states, cell by cell otherwise)
+         fixed-size decoder states, cell by cell otherwise); after a greedy roll-in, the
+         roll-out of the roll-in's own token is the rest of the roll-in (not decoded)
       -> costs of all finished sequences in one batched call  => SearchResult
 
 A criterion runs its training forward pass between the two phases and hands its detached
@@ -29,7 +30,13 @@ from fairseq_searnn.search import reference as ref_policy
 from fairseq_searnn.search import sampling
 from fairseq_searnn.search.decoding import Decoder
 from fairseq_searnn.search.rollin import decode_rollin
-from fairseq_searnn.search.rollout import complete, learned_rollouts, prev_output_tokens
+from fairseq_searnn.search.rollout import (
+    complete,
+    greedy_continuations,
+    learned_rollouts,
+    pad_to,
+    prev_output_tokens,
+)
 
 ROLLOUTS = ("reference", "learned", "mixed", "focused")
 MIX_GRANULARITIES = ("rollout", "sentence")
@@ -174,7 +181,11 @@ class Search:
         max_len = (cfg.max_len_a * src_lengths.double() + cfg.max_len_b).long().clamp(min=0)
         batch = RolledIn(model, net_input, pad, eos, target, keys, ref, max_len, clock)
         if cfg.rollin != "reference":
-            batch.rollin = self._rollin(batch.decoder, ref, max_len, keys)
+            # snapshots of the roll-in's decoder states, forked by the learned roll-outs
+            states = [] if self.needs_states else None
+            batch.rollin = self._rollin(batch.decoder, ref, max_len, keys, states)
+            batch.rollin_states = states or None
+            batch.greedy = cfg.rollin == "learned" or cfg.rollin_ref_prob == 0
         clock.lap("rollin")
         return batch
 
@@ -197,10 +208,22 @@ class Search:
         gen = prefix_a.new_full((b.numel(), 0), pad)
         unfinished = torch.zeros_like(learned)
         n_learned = int(learned.sum().item())
-        if n_learned > 0:
-            steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
-            gen, unfinished = learned_rollouts(batch.decoder, rollin, b, t, prefix_a, learned,
-                                               batch.max_len, cfg.rollout_batch_size, steps)
+        steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
+        # after a greedy roll-in, the roll-out of the roll-in's own token is the roll-in
+        reused = (learned & a.eq(rollin[b, t])) if batch.greedy else torch.zeros_like(learned)
+        n_reused = int(reused.sum().item())
+        if n_learned > n_reused:
+            gen, unfinished = learned_rollouts(batch.decoder, rollin, b, t, prefix_a,
+                                               learned & ~reused, batch.max_len,
+                                               cfg.rollout_batch_size, steps,
+                                               rollin_states=batch.rollin_states)
+        if n_reused > 0:
+            idx = reused.nonzero().squeeze(1)
+            cont, done = greedy_continuations(rollin[b[idx]], t[idx], batch.max_len[b[idx]],
+                                              pad, eos, steps)
+            gen = pad_to(gen, cont.size(1), pad)
+            gen[idx, : cont.size(1)] = cont
+            unfinished[idx] = ~done
         hyp = prefix_a if gen.size(1) == 0 else ref_policy.concat(prefix_a, gen,
                                                                     torch.zeros_like(b), pad)
         # reference roll-outs, and focused roll-outs cut after m steps, finish with the
@@ -212,11 +235,12 @@ class Search:
         costs[(b * T + t) * K + k] = self.cost_fn(hyp, ref[b], pad).float()
         clock.lap("costs")
         stats = {"rollouts": float(b.numel()), "learned_rollouts": float(n_learned),
+                 "reused_rollouts": float(n_reused),
                  "search_time": clock.total, **clock.laps}
         kept = (torch.stack([b, t, k], 1), hyp) if keep_hypotheses else None
         return SearchResult(rollin, cand, costs.view(-1, T, K), mask, stats, kept)
 
-    def _rollin(self, decoder, ref, max_len, keys):
+    def _rollin(self, decoder, ref, max_len, keys, states=None):
         """Learned (greedy) or mixed roll-in: ``[B, T]``."""
         cfg = self.cfg
         ref_prob = cfg.rollin_ref_prob if cfg.rollin == "mixed" else 0.0
@@ -225,7 +249,7 @@ class Search:
             return ref_policy.reference_action(prefix, ref, self.pad, self.eos, cfg.reference,
                                                self.sel_cost)
 
-        return decode_rollin(decoder, max_len, act, ref_prob, keys)
+        return decode_rollin(decoder, max_len, act, ref_prob, keys, states)
 
     def _candidates(self, batch, lprobs):
         """Candidates and mask ``[B, T, K]`` of the cells to roll out."""
@@ -265,13 +289,17 @@ class RolledIn:
 
     rollin: ``[B, T]`` EOS-terminated roll-in (the target for the reference roll-in); keys:
     ``[B]`` per-sentence random keys; ref: ``[B, Lr]`` reference content; max_len: ``[B]``
-    content tokens allowed per sentence. The encoder output is computed on first use.
+    content tokens allowed per sentence; greedy: whether the roll-in is the model's greedy
+    decoding (learned roll-in); rollin_states: the roll-in's decoder state at every cell, when
+    kept (:func:`decode_rollin`). The encoder output is computed on first use.
     """
 
     def __init__(self, model, net_input, pad, eos, rollin, keys, ref, max_len, clock):
         self.model, self.net_input, self.pad, self.eos = model, net_input, pad, eos
         self.rollin, self.keys, self.ref, self.max_len, self.clock = (rollin, keys, ref,
                                                                       max_len, clock)
+        self.greedy = False
+        self.rollin_states = None
         self._decoder: Optional[Decoder] = None
 
     @property

@@ -1,12 +1,13 @@
 """Roll-in policies: reference (the target), learned (greedy) and mixed (per step)."""
 
-from typing import Callable
+from typing import Callable, List, Optional
 
 import torch
+from fairseq import utils
 from torch import Tensor
 
 from fairseq_searnn import keyed_random
-from fairseq_searnn.search.decoding import Decoder
+from fairseq_searnn.search.decoding import Decoder, IncrementalState, _leaves
 
 ROLLINS = ("reference", "learned", "mixed")
 _STREAM_ROLLIN = 21
@@ -19,6 +20,7 @@ def decode_rollin(
     reference_action: Callable[[Tensor], Tensor],
     ref_prob: float,
     keys: Tensor,
+    states: Optional[List[IncrementalState]] = None,
 ) -> Tensor:
     """Greedy (``ref_prob = 0``) or mixed roll-in, one step at a time for ``B`` sentences.
 
@@ -33,6 +35,11 @@ def decode_rollin(
             token ``[B]``.
         ref_prob: probability of the reference action per step (0 = learned roll-in).
         keys: ``[B]`` int64 per-sentence random keys.
+        states: optional list, filled with the decoder state at every cell (``states[t]``:
+            after the prefix ``rollin[:, :t]``, ``B`` rows) when the decoder's state has a
+            fixed size (an RNN: cheap snapshots that the learned roll-outs fork instead of
+            running the roll-in again); left empty otherwise (a Transformer's cache grows, and
+            snapshots of every step would cost memory quadratic in the length).
     Returns: ``rollin: [B, T]`` EOS-terminated, pad after.
     """
     B = max_len.size(0)
@@ -44,8 +51,15 @@ def decode_rollin(
     out = torch.full((B, int(max_len.max().item()) + 1), pad, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     state = {}
+    record = states is not None
     for s in range(out.size(1)):
         nxt = decoder.step(prefix, state, encoder_out).argmax(-1)
+        if record:
+            states.append(utils.apply_to_sample(lambda x: x, state))
+            if s == 1 and [x.shape for x in _leaves(states[0])] != [
+                    x.shape for x in _leaves(states[1])]:
+                states.clear()  # the state grows with the prefix: keep no snapshots
+                record = False
         if ref_prob > 0:
             coin = keyed_random.uniform(keys, _STREAM_ROLLIN, s).lt(ref_prob)
             nxt = torch.where(coin, reference_action(prefix[:, 1:]), nxt)

@@ -1,14 +1,14 @@
 """Roll-outs: greedy continuations forked from the roll-in's incremental state, and reference
 completions. ``N`` entries ``(b, t, k)``: sentence, cell and candidate slot of each roll-out."""
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from fairseq import utils
 from torch import Tensor
 
 from fairseq_searnn.search import reference as ref_policy
-from fairseq_searnn.search.decoding import Decoder
+from fairseq_searnn.search.decoding import Decoder, IncrementalState
 
 
 def prev_output_tokens(rollin: Tensor, pad: int, eos: int) -> Tensor:
@@ -29,6 +29,7 @@ def learned_rollouts(
     batch_size: int,
     max_steps: Optional[int] = None,
     batch_cells: bool = True,
+    rollin_states: Optional[List[IncrementalState]] = None,
 ):
     """Greedy continuations of the entries ``learned: [N]``.
 
@@ -39,7 +40,9 @@ def learned_rollouts(
     ``max_steps`` tokens (focused roll-outs). With ``batch_cells`` and a decoder whose state
     has a fixed size (an RNN, :meth:`Decoder.has_fixed_size_state`), the roll-outs of all cells
     are decoded together, ``batch_size`` rows at a time, from the roll-in's state at each cell;
-    otherwise (a Transformer's cache grows with the prefix) cell by cell.
+    otherwise (a Transformer's cache grows with the prefix) cell by cell. ``rollin_states``
+    (the snapshots a learned roll-in kept, :func:`decode_rollin`) spare the pass over the
+    roll-in when they cover every cell to roll out.
 
     Returns ``gen: [N, G]`` generated tokens (pad where none) and ``unfinished: [N]`` (rows cut
     by ``max_steps``, to be finished by the reference policy).
@@ -55,10 +58,14 @@ def learned_rollouts(
     sel = learned.nonzero().squeeze(1)
     cell_of = t[sel]
     last = int(cell_of.max().item())
-    batched = batch_cells and last > 0 and decoder.has_fixed_size_state(prev)
+    kept = rollin_states is not None and len(rollin_states) > last
+    batched = batch_cells and last > 0 and (kept or decoder.has_fixed_size_state(prev))
     snapshots = {}
     wanted = set(cell_of.unique().tolist()) if batched else set()
-    for cell in range(last + 1):
+    if batched and kept:
+        snapshots = {cell: rollin_states[cell] for cell in wanted}
+    replay = range(0) if snapshots else range(last + 1)  # kept snapshots: no second pass
+    for cell in replay:
         decoder.step(prev[:, : cell + 1], state, enc_all)  # state after prefix rollin[:cell]
         if batched:
             if cell in wanted:
@@ -97,6 +104,32 @@ def learned_rollouts(
     return gen, unfinished
 
 
+def greedy_continuations(rollin: Tensor, t: Tensor, max_len: Tensor, pad: int, eos: int,
+                         max_steps: Optional[int] = None):
+    """Learned roll-outs read off a greedy roll-in: forcing the roll-in's own token
+    ``rollin[r, t[r]]`` at cell ``t[r]`` and decoding greedily repeats the roll-in, so its
+    continuation is ``rollin[r, t[r] + 1:]`` up to EOS (the same EOS forced at ``max_len``).
+
+    rollin: ``[R, T]`` rows of a greedy roll-in (EOS-terminated); t: ``[R]`` cells whose token is
+    content; max_len: ``[R]`` content tokens allowed. Returns what :meth:`Decoder.greedy` would:
+    ``gen: [R, G]`` generated tokens (pad after) and ``finished: [R]`` (False where the
+    ``max_steps`` of a focused roll-out end before the continuation does).
+    """
+    n = (rollin.ne(pad) & rollin.ne(eos)).sum(1)  # content tokens of each roll-in
+    rest = n - (t + 1)
+    # decoding steps to the end: one per token, plus the EOS step unless max_len forces it
+    steps = torch.where(n >= max_len, rest, rest + 1)
+    finished = torch.ones_like(rest, dtype=torch.bool)
+    if max_steps is not None:
+        finished = steps.le(max_steps)
+        rest = rest.clamp(max=max_steps)
+    width = int(rest.max().item()) if rest.numel() else 0
+    j = torch.arange(width, device=rollin.device).unsqueeze(0)
+    idx = (t.unsqueeze(1) + 1 + j).clamp(max=rollin.size(1) - 1)
+    gen = rollin.gather(1, idx).masked_fill(j >= rest.unsqueeze(1), pad)
+    return gen, finished
+
+
 def complete(hyp: Tensor, ref: Tensor, b: Tensor, use_ref: Tensor, pad: int, policy: str,
              sel_cost) -> Tensor:
     """Append the reference policy's continuation to the rows ``use_ref: [N]`` of
@@ -108,12 +141,13 @@ def complete(hyp: Tensor, ref: Tensor, b: Tensor, use_ref: Tensor, pad: int, pol
     start = ref_policy.suffix_start(hyp[idx], rows_ref, pad, policy, sel_cost)
     done = ref_policy.concat(hyp[idx], rows_ref, start, pad)
     width = max(hyp.size(1), done.size(1))
-    hyp = _pad_to(hyp, width, pad)
-    hyp[idx] = _pad_to(done, width, pad)
+    hyp = pad_to(hyp, width, pad)
+    hyp[idx] = pad_to(done, width, pad)
     return hyp
 
 
-def _pad_to(x: Tensor, width: int, pad: int) -> Tensor:
+def pad_to(x: Tensor, width: int, pad: int) -> Tensor:
+    """``x: [N, L]`` right-padded with ``pad`` to at least ``width`` columns."""
     if x.size(1) >= width:
         return x
     return torch.cat([x, x.new_full((x.size(0), width - x.size(1)), pad)], dim=1)
