@@ -7,8 +7,9 @@ cost, reference roll-in unless stated. Spelling: the paper's model (100 units), 
 128 sentences of 10 characters, edit cost, learned roll-in and mixed roll-out.
 
 Usage: ``python benchmarks/bench_engine.py [--quick] [--json FILE]``; ``run(quick)`` returns the
-same dict for ``benchmarks/run.py``. Models are untrained: learned roll-outs run to the length
-limit (a pessimistic case for the engine and the baseline alike).
+same dict for ``benchmarks/run.py``; ``--steps`` runs only the training-step comparisons and
+``--long`` only the long-target memory measurement. Models are untrained: learned roll-outs
+run to the length limit (a pessimistic case for the engine and the baseline alike).
 """
 
 import argparse
@@ -175,17 +176,11 @@ def peak_rss_mb(arch, vocab, name, args, n_sent, tgt_len):
     return peak, before
 
 
-def run(quick: bool = False) -> dict:
-    torch.set_num_threads(2)
-    reps = 1 if quick else 3
-    res = {"torch_threads": torch.get_num_threads(), "quick": quick}
-    # 1. roll-outs vs SequenceGenerator (64 sentences, 5 cells, K = 5 top-k + ref + EOS)
-    cells = 3 if quick else 5
-    res["rollouts"] = {a: rollouts_vs_sequence_generator(a, 64, cells, 5, reps)
-                       for a in ("lstm", "transformer")}
-    res["rollout_tokens_per_s_vs_sequence_generator"] = {
-        a: r["ratio"] for a, r in res["rollouts"].items()}
-    # 2. NMT step time vs MLE (reference roll-in; searnn_skl / sll, K = 5 and 25)
+def step_comparisons(quick: bool, reps: int) -> dict:
+    """Training steps against MLE: the NMT shapes (reference roll-in) and the spelling shape
+    (learned roll-in, mixed roll-out), with the sKL(5) / full-KL speed-up."""
+    res = {}
+    # NMT step time vs MLE (reference roll-in; searnn_skl / sll, K = 5 and 25)
     nmt_cfgs = []
     for k in ((25,) if quick else (5, 25)):
         for name in (("searnn_skl",) if quick else ("searnn_skl", "searnn_sll")):
@@ -197,7 +192,7 @@ def run(quick: bool = False) -> dict:
                         for a in ("lstm", "transformer")}
     res["reference_rollout_step_vs_mle"] = {
         a: r["searnn_skl_k25_reference"]["vs_mle"] for a, r in res["nmt_steps"].items()}
-    # 3. spelling: full LL / KL and sKL with 5 tokens, learned roll-in, mixed roll-out
+    # spelling: full LL / KL and sKL with 5 tokens, learned roll-in, mixed roll-out
     # roll-outs end at the source length + 2 tokens, as in examples/spelling/train.sh
     spell = [(name, name, _searnn_args(name, "mixed", 5 if name[7] == "s" else 0, cost="edit",
                                        rollin="learned", extra=SPELL_MAX_LEN))
@@ -205,7 +200,22 @@ def run(quick: bool = False) -> dict:
     sp = steps_vs_mle("spelling", SPELL_VOCAB, spell, 128, (10, 10), reps)
     res["spelling_steps"] = sp
     res["skl5_speedup_vs_kl_full"] = sp["searnn_kl"]["step_s"] / sp["searnn_skl"]["step_s"]
-    # 4. memory: peak RSS of a SeaRNN step vs an MLE step (NMT LSTM, mixed roll-out)
+    return res
+
+
+def run(quick: bool = False) -> dict:
+    torch.set_num_threads(2)
+    reps = 1 if quick else 3
+    res = {"torch_threads": torch.get_num_threads(), "quick": quick}
+    # 1. roll-outs vs SequenceGenerator (64 sentences, 5 cells, K = 5 top-k + ref + EOS)
+    cells = 3 if quick else 5
+    res["rollouts"] = {a: rollouts_vs_sequence_generator(a, 64, cells, 5, reps)
+                       for a in ("lstm", "transformer")}
+    res["rollout_tokens_per_s_vs_sequence_generator"] = {
+        a: r["ratio"] for a, r in res["rollouts"].items()}
+    # 2. training steps against MLE (NMT and spelling shapes)
+    res.update(step_comparisons(quick, reps))
+    # 3. memory: peak RSS of a SeaRNN step vs an MLE step (NMT LSTM, mixed roll-out)
     mem_args = _searnn_args("searnn_skl", "mixed", 25, cells=5)
     mle_mb, base_mb = peak_rss_mb("lstm", NMT_VOCAB, "cross_entropy", [], 64, (10, 30))
     mem = {"mle_mb": mle_mb, "mle_base_mb": base_mb}
@@ -223,7 +233,7 @@ def run(quick: bool = False) -> dict:
     # long sequences: learned roll-outs of 50 / 100 / 200-token targets
     if not quick:
         res["long_sequences"] = long_sequences()
-    # 5. scaling: step time against the number of roll-outs (NMT LSTM, 16 sentences)
+    # 4. scaling: step time against the number of roll-outs (NMT LSTM, 16 sentences)
     if not quick:
         task, model, _ = common.build("lstm", NMT_VOCAB)
         sample = common.batch(task, 16)
@@ -297,8 +307,20 @@ def main(argv=None):
     p.add_argument("--json")
     p.add_argument("--long", action="store_true",
                    help="only the long-target memory measurement (part of the full run)")
+    p.add_argument("--steps", action="store_true",
+                   help="only the training-step comparisons (NMT and spelling shapes), with "
+                        "the full run's repetitions unless --quick")
     args = p.parse_args(argv)
     start = time.perf_counter()
+    if args.steps:
+        torch.set_num_threads(2)
+        res = {"torch_threads": torch.get_num_threads(), "quick": args.quick,
+               **step_comparisons(args.quick, 1 if args.quick else 3)}
+        res["wall_s"] = time.perf_counter() - start
+        print(json.dumps(res, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+        return
     if args.long:
         res = {"long_sequences": long_sequences(), "wall_s": time.perf_counter() - start}
         print(json.dumps(res, indent=1))
