@@ -312,17 +312,14 @@ def main(argv=None):
                         "the full run's repetitions unless --quick")
     args = p.parse_args(argv)
     start = time.perf_counter()
-    if args.steps:
+    if args.steps or args.long:  # one part alone: the results as JSON
         torch.set_num_threads(2)
-        res = {"torch_threads": torch.get_num_threads(), "quick": args.quick,
-               **step_comparisons(args.quick, 1 if args.quick else 3)}
+        if args.steps:
+            res = {"torch_threads": torch.get_num_threads(), "quick": args.quick,
+                   **step_comparisons(args.quick, 1 if args.quick else 3)}
+        else:
+            res = {"long_sequences": long_sequences()}
         res["wall_s"] = time.perf_counter() - start
-        print(json.dumps(res, indent=1))
-        if args.json:
-            Path(args.json).write_text(json.dumps(res, indent=2))
-        return
-    if args.long:
-        res = {"long_sequences": long_sequences(), "wall_s": time.perf_counter() - start}
         print(json.dumps(res, indent=1))
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2))

@@ -23,26 +23,30 @@ sys.path.insert(0, str(HERE.parent))
 import replication  # noqa: E402
 
 METHODS = ("mle", "ll", "kl", "sll", "skl")
-POLICIES = ("learned", "reference", "mixed")
 
 
 def parse_method(spec):
     """``METHOD`` or ``METHOD:ROLLIN:ROLLOUT`` -> ``(method, run.py options, run name)``.
     SeaRNN methods default to the paper's best OCR setting, learned roll-in × mixed roll-out."""
+    from fairseq_searnn.search.engine import ROLLOUTS
+    from fairseq_searnn.search.rollin import ROLLINS
+
     method, *policies = spec.split(":")
     if method not in METHODS or policies and (
-            method == "mle" or len(policies) != 2 or not set(policies) <= set(POLICIES)):
+            method == "mle" or len(policies) != 2 or policies[0] not in ROLLINS
+            or policies[1] not in ROLLOUTS):
         raise argparse.ArgumentTypeError(
             f"{spec!r}: expected one of {', '.join(METHODS)}, optionally followed (SeaRNN "
-            f"methods) by :ROLLIN:ROLLOUT with each of {', '.join(POLICIES)}")
+            f"methods) by :ROLLIN:ROLLOUT, ROLLIN one of {', '.join(ROLLINS)}, ROLLOUT one "
+            f"of {', '.join(ROLLOUTS)}")
     if not policies:
         return method, [], method
     return method, ["--rollin", policies[0], "--rollout", policies[1]], "-".join([method,
                                                                                   *policies])
 
 
-def run_one(args, spec, seed):
-    method, policy_args, name = parse_method(spec)
+def run_one(args, parsed, seed):
+    method, policy_args, name = parsed
     out = args.out / f"{name}-seed{seed}"
     result = out / "result.json"
     if not (result.exists() and "test_hamming_error_percent" in result.read_text()):
@@ -98,7 +102,8 @@ def main(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="letter.data or letter.data.gz")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--methods", nargs="+", default=["mle", "skl"],
+    p.add_argument("--methods", nargs="+", type=parse_method,
+                   default=[parse_method("mle"), parse_method("skl")],
                    help="each METHOD (one of %s) or METHOD:ROLLIN:ROLLOUT, e.g. "
                         "kl:reference:learned (default roll-in × roll-out: learned × mixed)"
                         % ", ".join(METHODS))
@@ -111,11 +116,6 @@ def main(argv=None):
     p.add_argument("--clip-norm", type=float, default=5.0)
     args, extra = p.parse_known_args(argv)
     args.extra = extra[1:] if extra[:1] == ["--"] else extra
-    for spec in args.methods:
-        try:
-            parse_method(spec)
-        except argparse.ArgumentTypeError as e:
-            p.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
     todo = [(m, s) for s in args.seeds for m in args.methods]
     results = replication.run_all(lambda m, s: run_one(args, m, s), todo, args.jobs)

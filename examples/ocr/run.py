@@ -115,6 +115,9 @@ def _run(cmd, log):
 
 
 def parse_args(argv=None):
+    from fairseq_searnn.search.engine import ROLLOUTS
+    from fairseq_searnn.search.rollin import ROLLINS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("method", choices=METHODS, help="training criterion (see above)")
@@ -131,9 +134,9 @@ def parse_args(argv=None):
     p.add_argument("--tokens", type=int, default=5, help="sll / skl: tokens per cell")
     p.add_argument("--sampling", default="topk",
                    help="sll / skl: uniform, policy, biased or topk")
-    p.add_argument("--rollin", default="learned", choices=("learned", "reference", "mixed"),
+    p.add_argument("--rollin", default="learned", choices=ROLLINS,
                    help="SeaRNN roll-in policy (paper's best OCR setting: learned)")
-    p.add_argument("--rollout", default="mixed", choices=("mixed", "learned", "reference"),
+    p.add_argument("--rollout", default="mixed", choices=ROLLOUTS,
                    help="SeaRNN roll-out policy (paper's best OCR setting: mixed, p = 0.5)")
     p.add_argument("--max-len-b", type=int, default=5,
                    help="roll-ins and roll-outs stop at the word's letters + this; validation "

@@ -70,9 +70,9 @@ class Decoder:
         state: IncrementalState = {}
         enc = self.encoder_rows(prefix.new_zeros(1))
         self.step(prefix[:1, :1], state, enc)
-        first = [t.shape for t in _leaves(state)]
+        first = state_shapes(state)
         self.step(prefix[:1, :2], state, enc)
-        return len(first) > 0 and first == [t.shape for t in _leaves(state)]
+        return len(first) > 0 and first == state_shapes(state)
 
     def batch_dims(self, state: IncrementalState, rows: int) -> List[int]:
         """The batch dimension of every tensor of ``state`` (``rows`` rows), in
@@ -166,6 +166,11 @@ class Decoder:
         enc = self.model.encoder.reorder_encoder_out(enc, index)
         return active[index], state, enc, cur[index]
 
+
+
+def state_shapes(state: IncrementalState) -> list:
+    """Shapes of the tensors of a decoder state, in :func:`_leaves` order."""
+    return [t.shape for t in _leaves(state)]
 
 
 def _leaves(x):

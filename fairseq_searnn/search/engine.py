@@ -183,9 +183,10 @@ class Search:
         if cfg.rollin != "reference":
             # snapshots of the roll-in's decoder states, forked by the learned roll-outs
             states = [] if self.needs_states else None
-            batch.rollin = self._rollin(batch.decoder, ref, max_len, keys, states)
+            ref_prob = cfg.rollin_ref_prob if cfg.rollin == "mixed" else 0.0
+            batch.rollin = self._rollin(batch.decoder, ref, max_len, keys, ref_prob, states)
             batch.rollin_states = states or None
-            batch.greedy = cfg.rollin == "learned" or cfg.rollin_ref_prob == 0
+            batch.greedy = ref_prob == 0
         clock.lap("rollin")
         return batch
 
@@ -240,10 +241,9 @@ class Search:
         kept = (torch.stack([b, t, k], 1), hyp) if keep_hypotheses else None
         return SearchResult(rollin, cand, costs.view(-1, T, K), mask, stats, kept)
 
-    def _rollin(self, decoder, ref, max_len, keys, states=None):
-        """Learned (greedy) or mixed roll-in: ``[B, T]``."""
+    def _rollin(self, decoder, ref, max_len, keys, ref_prob, states=None):
+        """Learned (``ref_prob = 0``, greedy) or mixed roll-in: ``[B, T]``."""
         cfg = self.cfg
-        ref_prob = cfg.rollin_ref_prob if cfg.rollin == "mixed" else 0.0
 
         def act(prefix):
             return ref_policy.reference_action(prefix, ref, self.pad, self.eos, cfg.reference,

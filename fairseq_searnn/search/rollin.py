@@ -7,7 +7,7 @@ from fairseq import utils
 from torch import Tensor
 
 from fairseq_searnn import keyed_random
-from fairseq_searnn.search.decoding import Decoder, IncrementalState, _leaves
+from fairseq_searnn.search.decoding import Decoder, IncrementalState, state_shapes
 
 ROLLINS = ("reference", "learned", "mixed")
 _STREAM_ROLLIN = 21
@@ -56,8 +56,7 @@ def decode_rollin(
         nxt = decoder.step(prefix, state, encoder_out).argmax(-1)
         if record:
             states.append(utils.apply_to_sample(lambda x: x, state))
-            if s == 1 and [x.shape for x in _leaves(states[0])] != [
-                    x.shape for x in _leaves(states[1])]:
+            if s == 1 and state_shapes(states[0]) != state_shapes(states[1]):
                 states.clear()  # the state grows with the prefix: keep no snapshots
                 record = False
         if ref_prob > 0:

@@ -53,19 +53,17 @@ def learned_rollouts(
     device = rollin.device
     pieces, unfinished = [], torch.zeros(N, dtype=torch.bool, device=device)
     prev = prev_output_tokens(rollin, pad, eos)
-    enc_all = decoder.encoder_rows(torch.arange(B, device=device))
     state = {}
     sel = learned.nonzero().squeeze(1)
     cell_of = t[sel]
     last = int(cell_of.max().item())
     kept = rollin_states is not None and len(rollin_states) > last
     batched = batch_cells and last > 0 and (kept or decoder.has_fixed_size_state(prev))
-    snapshots = {}
     wanted = set(cell_of.unique().tolist()) if batched else set()
-    if batched and kept:
-        snapshots = {cell: rollin_states[cell] for cell in wanted}
-    replay = range(0) if snapshots else range(last + 1)  # kept snapshots: no second pass
-    for cell in replay:
+    use_kept = batched and kept  # the roll-in's own snapshots: no second pass over it
+    snapshots = {cell: rollin_states[cell] for cell in wanted} if use_kept else {}
+    enc_all = None if use_kept else decoder.encoder_rows(torch.arange(B, device=device))
+    for cell in range(0 if use_kept else last + 1):
         decoder.step(prev[:, : cell + 1], state, enc_all)  # state after prefix rollin[:cell]
         if batched:
             if cell in wanted:
@@ -117,11 +115,10 @@ def greedy_continuations(rollin: Tensor, t: Tensor, max_len: Tensor, pad: int, e
     """
     n = (rollin.ne(pad) & rollin.ne(eos)).sum(1)  # content tokens of each roll-in
     rest = n - (t + 1)
-    # decoding steps to the end: one per token, plus the EOS step unless max_len forces it
-    steps = torch.where(n >= max_len, rest, rest + 1)
     finished = torch.ones_like(rest, dtype=torch.bool)
     if max_steps is not None:
-        finished = steps.le(max_steps)
+        # decoding steps to the end: one per token, plus the EOS step unless max_len forces it
+        finished = torch.where(n >= max_len, rest, rest + 1).le(max_steps)
         rest = rest.clamp(max=max_steps)
     width = int(rest.max().item()) if rest.numel() else 0
     j = torch.arange(width, device=rollin.device).unsqueeze(0)
