@@ -3,6 +3,7 @@
 learning-curve plots. Plain Python; matplotlib only for the plots (skipped without it).
 """
 
+import argparse
 import json
 import re
 import statistics
@@ -33,6 +34,25 @@ def run_logged(cmd, log, env=None):
     if code != 0:
         tail = "".join(Path(log).read_text().splitlines(True)[-30:])
         raise RuntimeError(f"{cmd[0]} failed (exit {code}); end of {log}:\n{tail}")
+
+
+def parse_method(spec, methods, plain=("mle",)):
+    """``METHOD`` or ``METHOD:ROLLIN:ROLLOUT`` -> ``(method, (rollin, rollout) or (), run
+    name)``, e.g. ``kl:reference:learned`` -> ``("kl", ("reference", "learned"),
+    "kl-reference-learned")``; the ``plain`` methods take no policies. For argparse ``type=``
+    (raises ``argparse.ArgumentTypeError``)."""
+    from fairseq_searnn.search.engine import ROLLOUTS
+    from fairseq_searnn.search.rollin import ROLLINS
+
+    method, *policies = spec.split(":")
+    if method not in methods or policies and (
+            method in plain or len(policies) != 2 or policies[0] not in ROLLINS
+            or policies[1] not in ROLLOUTS):
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: expected one of {', '.join(methods)}, optionally followed (SeaRNN "
+            f"methods) by :ROLLIN:ROLLOUT, ROLLIN one of {', '.join(ROLLINS)}, ROLLOUT one "
+            f"of {', '.join(ROLLOUTS)}")
+    return method, tuple(policies), "-".join([method, *policies])
 
 
 def run_all(fn, items, jobs):

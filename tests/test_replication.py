@@ -72,3 +72,44 @@ def test_fine_tune_starts_from_weights_only(tmp_path, data_bin):
         "--finetune-from-model", str(init)]))
     done = checkpoint_utils.load_checkpoint_to_cpu(str(ft / "checkpoint_last.pt"))
     assert done["optimizer_history"][-1]["num_updates"] == 2
+
+
+def test_spelling_grid_specs_reach_fairseq(tmp_path):
+    """Table 1's grid on spelling: ``searnn_kl:reference:learned`` runs train.sh with that
+    roll-in × roll-out (read back through fairseq's parser), plain SeaRNN methods keep the
+    paper's learned × mixed, and malformed specs are refused."""
+    import argparse
+    import os
+    import subprocess
+
+    driver = helpers.load_example("spelling", "replicate")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "fairseq-train").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    (fake / "fairseq-train").chmod(0o755)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data-path.txt").write_text(str(data / "bin"))
+
+    def train_argv(spec):
+        method, policy_env, name = driver.parse_method(spec)
+        env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", DATA=str(data),
+                   METHOD=driver.criterion(method), **driver.METHODS[method]["env"],
+                   **policy_env)
+        out = subprocess.run(["bash", str(helpers.REPO / "examples/spelling/train.sh")],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        return name, helpers.parse_cfg(out.splitlines())
+
+    name, cfg = train_argv("searnn_kl:reference:learned")
+    assert name == "searnn_kl-reference-learned"
+    assert (cfg.criterion._name, cfg.criterion.rollin, cfg.criterion.rollout) == (
+        "searnn_kl", "reference", "learned")
+    name, cfg = train_argv("searnn_sll_policy:learned:learned")
+    assert (cfg.criterion._name, cfg.criterion.searnn_token_sampling) == ("searnn_sll", "policy")
+    assert (cfg.criterion.rollin, cfg.criterion.rollout) == ("learned", "learned")
+    name, cfg = train_argv("searnn_ll")
+    assert name == "searnn_ll"
+    assert (cfg.criterion.rollin, cfg.criterion.rollout) == ("learned", "mixed")
+    for bad in ("mle:learned:mixed", "searnn_kl:learned", "searnn_kl:greedy:mixed", "crf"):
+        with pytest.raises(argparse.ArgumentTypeError, match="ROLLIN:ROLLOUT"):
+            driver.parse_method(bad)

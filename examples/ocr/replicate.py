@@ -28,21 +28,9 @@ METHODS = ("mle", "ll", "kl", "sll", "skl")
 def parse_method(spec):
     """``METHOD`` or ``METHOD:ROLLIN:ROLLOUT`` -> ``(method, run.py options, run name)``.
     SeaRNN methods default to the paper's best OCR setting, learned roll-in × mixed roll-out."""
-    from fairseq_searnn.search.engine import ROLLOUTS
-    from fairseq_searnn.search.rollin import ROLLINS
-
-    method, *policies = spec.split(":")
-    if method not in METHODS or policies and (
-            method == "mle" or len(policies) != 2 or policies[0] not in ROLLINS
-            or policies[1] not in ROLLOUTS):
-        raise argparse.ArgumentTypeError(
-            f"{spec!r}: expected one of {', '.join(METHODS)}, optionally followed (SeaRNN "
-            f"methods) by :ROLLIN:ROLLOUT, ROLLIN one of {', '.join(ROLLINS)}, ROLLOUT one "
-            f"of {', '.join(ROLLOUTS)}")
-    if not policies:
-        return method, [], method
-    return method, ["--rollin", policies[0], "--rollout", policies[1]], "-".join([method,
-                                                                                  *policies])
+    method, policies, name = replication.parse_method(spec, METHODS)
+    options = ["--rollin", policies[0], "--rollout", policies[1]] if policies else []
+    return method, options, name
 
 
 def run_one(args, parsed, seed):

@@ -11,7 +11,8 @@ the test split. Writes ``OUT/summary.json``, ``OUT/summary.md`` (mean ± std per
 exists are not run again. Methods: ``mle``, ``searnn_ll`` / ``searnn_kl`` (every token),
 ``searnn_sll`` (5 top-k tokens), ``searnn_sll_{uniform,policy,biased}``, ``searnn_skl`` (5 biased
 tokens), ``searnn_sll_warm`` (``searnn_sll`` after 1,000 cross-entropy updates); learned
-roll-in, mixed roll-out.
+roll-in, mixed roll-out unless a SeaRNN method is followed by ``:ROLLIN:ROLLOUT`` (Table 1's
+grid, e.g. ``searnn_kl:reference:learned``).
 """
 
 import argparse
@@ -43,9 +44,16 @@ METHODS = {
 }
 
 
-def run_one(args, method, seed):
+def parse_method(spec):
+    """``METHOD`` or ``METHOD:ROLLIN:ROLLOUT`` -> ``(method, train.sh environment, run name)``."""
+    method, policies, name = replication.parse_method(spec, list(METHODS))
+    return method, dict(zip(("ROLLIN", "ROLLOUT"), policies)), name
+
+
+def run_one(args, parsed, seed):
     """Train + evaluate one (method, seed); returns its result dict."""
-    out = Path(args.out) / f"{method}-seed{seed}"
+    method, policy_env, name = parsed
+    out = Path(args.out) / f"{name}-seed{seed}"
     result_file = out / "result.json"
     if result_file.exists():
         res = json.loads(result_file.read_text())
@@ -56,7 +64,7 @@ def run_one(args, method, seed):
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DATA=args.data,
                METHOD=criterion(method), SAVE=str(out), SEED=str(seed), MAX_UPDATE="1000000",
-               **METHODS[method]["env"])
+               **METHODS[method]["env"], **policy_env)
     every = str(METHODS[method]["validate_every"])
     extra = ["--stop-time-hours", str(args.minutes / 60), "--validate-interval-updates", every,
              "--validate-interval", "1000", "--save-interval-updates", every,
@@ -68,7 +76,7 @@ def run_one(args, method, seed):
     curve = replication.valid_curve((out / "train.log").read_text(), "searnn_edit")
     test, evaluate_output = evaluate_test(args, out)
     updates = curve[-1][0] if curve else 0
-    res = {"method": method, "seed": seed, "minutes": args.minutes, "train_wall_s": train_s,
+    res = {"method": name, "seed": seed, "minutes": args.minutes, "train_wall_s": train_s,
            "updates": updates, "s_per_update": train_s / max(updates, 1),
            "valid_curve": [{"num_updates": u, "searnn_edit": e} for u, e in curve],
            "best_valid_edit": min((e for _, e in curve), default=None),
@@ -123,8 +131,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="directory made by prepare.sh")
     p.add_argument("--out", required=True)
-    p.add_argument("--methods", nargs="+", default=["mle", "searnn_sll"],
-                   choices=sorted(METHODS))
+    p.add_argument("--methods", nargs="+", type=parse_method,
+                   default=[parse_method("mle"), parse_method("searnn_sll")],
+                   help="each METHOD (one of %s) or METHOD:ROLLIN:ROLLOUT for a SeaRNN method"
+                        % ", ".join(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--minutes", type=float, default=15.0, help="wall-time budget per run")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
