@@ -113,3 +113,31 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path):
     for bad in ("mle:learned:mixed", "searnn_kl:learned", "searnn_kl:greedy:mixed", "crf"):
         with pytest.raises(argparse.ArgumentTypeError, match="ROLLIN:ROLLOUT"):
             driver.parse_method(bad)
+
+
+def test_multi30k_seed_means_skip_what_they_are_told():
+    """Means over seeds per run and decode; a skipped (seed, run) stays listed but out of the
+    means; the beam drop is the mean of the per-seed drops."""
+    import statistics
+
+    agg = helpers.load_example("nmt", "summarise_multi30k_seeds")
+
+    def row(greedy, beam, beam_t, updates):
+        return {"updates": updates, "train_wall_s": 2.0 * updates, "valid_curve_256": [],
+                "beam1_T1": {"bleu": greedy}, "beam5_T1": {"bleu": beam},
+                "beam5_T0.5": {"bleu": beam_t}}
+
+    per_seed = {"1": {"mle": row(30.0, 31.0, 30.5, 800), "searnn": row(20.0, 10.0, 20.0, 300)},
+                "2": {"mle": row(29.0, 30.5, 29.0, 700), "searnn": row(24.0, 22.0, 24.5, 290)},
+                "3": {"mle": row(31.0, 31.5, 31.0, 810), "searnn": row(25.0, 23.0, 25.5, 310)}}
+    table = agg.aggregate(per_seed, {("1", "searnn")})
+    assert table["mle"]["counted"] == ["1", "2", "3"]
+    assert table["mle"]["beam1_T1"]["mean"] == pytest.approx(30.0)
+    assert table["mle"]["beam1_T1"]["std"] == pytest.approx(statistics.stdev([30, 29, 31]))
+    assert table["searnn"]["counted"] == ["2", "3"]
+    assert table["searnn"]["beam5_T1"]["mean"] == pytest.approx(22.5)
+    assert table["searnn"]["beam1_T1"]["seeds"]["1"] == 20.0  # listed, not counted
+    assert table["searnn"]["s_per_update"] == pytest.approx(2.0)
+    text = agg.markdown(table)
+    assert "| searnn | 2, 3 | 1: 300, 2: 290, 3: 310 | 2.00 | 24.50 ± 0.71 | 22.50 ± 0.71 (-2.00)" \
+        in text
