@@ -130,6 +130,9 @@ def test_multi30k_seed_means_skip_what_they_are_told():
     per_seed = {"1": {"mle": row(30.0, 31.0, 30.5, 800), "searnn": row(20.0, 10.0, 20.0, 300)},
                 "2": {"mle": row(29.0, 30.5, 29.0, 700), "searnn": row(24.0, 22.0, 24.5, 290)},
                 "3": {"mle": row(31.0, 31.5, 31.0, 810), "searnn": row(25.0, 23.0, 25.5, 310)}}
+    single = agg.markdown(agg.aggregate({"1": per_seed["1"]}))
+    assert "| mle | 1 | 1: 800 | 2.00 | 30.00 | 31.00 (+1.00) | 30.50 (+0.50) | 1: 30.00 |" \
+        in single  # one seed: no spread shown
     table = agg.aggregate(per_seed, {("1", "searnn")})
     assert table["mle"]["counted"] == ["1", "2", "3"]
     assert table["mle"]["beam1_T1"]["mean"] == pytest.approx(30.0)

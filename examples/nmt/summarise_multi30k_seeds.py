@@ -60,7 +60,9 @@ def markdown(table):
     def cell(entry, d, base=None):
         if entry[d]["mean"] is None:
             return "-"
-        text = f"{entry[d]['mean']:.2f} ± {entry[d]['std']:.2f}"
+        text = f"{entry[d]['mean']:.2f}"
+        if len(entry["counted"]) > 1:
+            text += f" ± {entry[d]['std']:.2f}"
         if base:
             drop = [entry[d]["seeds"][s] - entry[base]["seeds"][s] for s in entry["counted"]]
             text += f" ({replication.mean_std(drop)[0]:+.2f})"
