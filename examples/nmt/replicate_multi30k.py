@@ -40,6 +40,10 @@ METHODS = {
     # top-5 + neighbours within 2 positions, roll-outs focused to 2 learned steps
     "searnn-cheap": ({"METHOD": "searnn-cheap", "CELLS": "4", "TOKENS": "5",
                       "NEIGHBORS": "2", "FOCUSED": "2"}, [], 25),
+    # the same plus token cross-entropy on the gold target: (1 - w) sKL + w NLL, w = 0.2 (the
+    # sKL sums over 4 cells a sentence, the NLL over all its ~13 target tokens)
+    "searnn-cheap-mle": ({"METHOD": "searnn-cheap", "CELLS": "4", "TOKENS": "5",
+                          "NEIGHBORS": "2", "FOCUSED": "2"}, ["--searnn-mle-weight", "0.2"], 25),
     # differentiable scheduled sampling; gold-token probability k / (k + exp(i / k)), k = 100
     # updates (0.83 at 300 updates, 0.20 at 600); annealed alpha: x1.005 per update
     "dss-soft-greedy": ({"METHOD": "dss", "FEED": "soft-greedy", "SS_ALPHA": "1",
