@@ -23,7 +23,7 @@ def test_target_statistics_match_a_cell_by_cell_count(data_bin):
     with torch.no_grad():
         p = model.get_normalized_probs(model(**sample["net_input"]), log_probs=False)
     prev = sample["net_input"]["prev_output_tokens"]
-    n = ref_mass = cheaper = tied = p_ref = 0
+    n = ref_mass = cheaper = tied = p_ref = p_cands = share = 0
     r = r_mass = r_prob = r_gap = r_not_costlier = 0
     B, T, K = res.candidates.shape
     for b in range(B):
@@ -40,6 +40,8 @@ def test_target_statistics_match_a_cell_by_cell_count(data_bin):
             cheaper += any(c[k] < c[0] for k in valid if k)
             tied += any(c[k] == c[0] for k in valid if k)
             p_ref += p[b, t, tok[0]].item()
+            p_cands += sum(p[b, t, tok[k]].item() for k in valid)
+            share += p[b, t, tok[0]].item() / sum(p[b, t, tok[k]].item() for k in valid)
             last = prev[b, t].item() if t else None
             rep = [k for k in valid if k and tok[k] == last]
             if rep and tok[0] != last:
@@ -52,6 +54,8 @@ def test_target_statistics_match_a_cell_by_cell_count(data_bin):
     assert n == got["cells"] > 0 and r == got["cells_with_a_repeat_candidate"] > 0
     for key, value in [("target_mass_on_reference_action", ref_mass / n),
                        ("model_prob_of_reference_action", p_ref / n),
+                       ("model_prob_of_the_candidates", p_cands / n),
+                       ("model_share_of_reference_action_among_candidates", share / n),
                        ("cells_with_a_cheaper_candidate", cheaper / n),
                        ("cells_with_a_candidate_tied_with_the_reference", tied / n),
                        ("target_mass_on_the_repeat", r_mass / r),

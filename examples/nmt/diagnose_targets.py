@@ -6,10 +6,13 @@
 Rebuilds the task and criterion of ``--run`` (its ``checkpoint_last.pt``: data, criterion
 options, α) with the model weights of ``--weights`` (default: the run's own), collects the
 cost vectors of ``--batches`` training batches exactly as a training step does (same seeds
-per sentence), and reports per cell: the target ``softmax(-α · cost)``'s mass on the reference
-action (candidate slot 0), how often another candidate costs strictly less or the same, and the
-mass and cost of the candidate that repeats the previous reference token — a word repetition —
-where it is a candidate and not the reference action. Prints one JSON line.
+per sentence), and reports means over the cells: the target ``softmax(-α · cost)``'s mass on
+the reference action (candidate slot 0) against the model's probability of it (of the whole
+vocabulary, and its share among the candidates, which is what the sampled losses see); the
+model's probability of the candidates; how often another candidate costs strictly less or the
+same; and the target mass, model probability and cost of the candidate that repeats the
+previous reference token (a word repetition) where it is a candidate and not the reference
+action. Prints one JSON line.
 """
 
 import argparse
@@ -25,6 +28,7 @@ def diagnose(criterion, model, batches):
     from fairseq_searnn.search import losses
 
     tot = dict.fromkeys(("cells", "ref_mass", "cheaper", "tied", "model_ref_prob",
+                         "model_candidate_mass", "model_ref_share",
                          "repeat_cells", "repeat_mass", "repeat_model_prob", "repeat_cost_gap",
                          "repeat_not_costlier"), 0.0)
     for sample in batches:
@@ -41,12 +45,15 @@ def diagnose(criterion, model, batches):
             out = model(**sample["net_input"])
             p = model.get_normalized_probs(out, log_probs=False)
         T = res.candidates.size(1)
-        p_ref = p[:, :T].gather(-1, res.candidates[..., :1]).squeeze(-1)
+        p_cand = p[:, :T].gather(-1, res.candidates) * res.mask  # [B, T, K]
+        p_ref = p_cand[..., 0]
         tot["cells"] += cells.sum().item()
         tot["ref_mass"] += q[..., 0][cells].sum().item()
         tot["cheaper"] += ((costs < ref_cost) & others).any(-1)[cells].sum().item()
         tot["tied"] += ((costs == ref_cost) & others).any(-1)[cells].sum().item()
         tot["model_ref_prob"] += p_ref[cells].sum().item()
+        tot["model_candidate_mass"] += p_cand.sum(-1)[cells].sum().item()
+        tot["model_ref_share"] += (p_ref / p_cand.sum(-1))[cells].sum().item()
         # the previous reference token (reference roll-in: the gold prefix); cell 0 has none
         previous = prev[:, :T].clone()
         previous[:, 0] = -1
@@ -63,6 +70,8 @@ def diagnose(criterion, model, batches):
     return {"cells": int(tot["cells"]),
             "target_mass_on_reference_action": tot["ref_mass"] / n,
             "model_prob_of_reference_action": tot["model_ref_prob"] / n,
+            "model_prob_of_the_candidates": tot["model_candidate_mass"] / n,
+            "model_share_of_reference_action_among_candidates": tot["model_ref_share"] / n,
             "cells_with_a_cheaper_candidate": tot["cheaper"] / n,
             "cells_with_a_candidate_tied_with_the_reference": tot["tied"] / n,
             "cells_with_a_repeat_candidate": int(tot["repeat_cells"]),
