@@ -41,10 +41,12 @@ def parse_method(spec, methods, plain=("mle",)):
     name)``, e.g. ``kl:reference:learned`` -> ``("kl", ("reference", "learned"),
     "kl-reference-learned")``; the ``plain`` methods take no policies. For argparse ``type=``
     (raises ``argparse.ArgumentTypeError``)."""
-    from fairseq_searnn.search.engine import ROLLOUTS
+    method, *policies = spec.split(":")
+    if method in methods and not policies:
+        return method, (), method
+    from fairseq_searnn.search.engine import ROLLOUTS  # torch: only for policy specs
     from fairseq_searnn.search.rollin import ROLLINS
 
-    method, *policies = spec.split(":")
     if method not in methods or policies and (
             method in plain or len(policies) != 2 or policies[0] not in ROLLINS
             or policies[1] not in ROLLOUTS):

@@ -22,7 +22,6 @@ def test_target_statistics_match_a_cell_by_cell_count(data_bin):
     res = crit.collect_costs(model, sample)  # the same draws: keyed by seed and sentence
     with torch.no_grad():
         p = model.get_normalized_probs(model(**sample["net_input"]), log_probs=False)
-    prev = sample["net_input"]["prev_output_tokens"]
     n = ref_mass = cheaper = tied = p_ref = p_cands = share = 0
     r = r_mass = r_prob = r_gap = r_not_costlier = 0
     B, T, K = res.candidates.shape
@@ -32,8 +31,8 @@ def test_target_statistics_match_a_cell_by_cell_count(data_bin):
             if 0 not in valid:
                 continue
             c = {k: res.costs[b, t, k].item() for k in valid}
-            z = sum(math.exp(-5 * c[k]) for k in valid)
-            q = {k: math.exp(-5 * c[k]) / z for k in valid}
+            z = sum(math.exp(-crit.alpha * c[k]) for k in valid)
+            q = {k: math.exp(-crit.alpha * c[k]) / z for k in valid}
             tok = {k: res.candidates[b, t, k].item() for k in valid}
             n += 1
             ref_mass += q[0]
@@ -42,7 +41,7 @@ def test_target_statistics_match_a_cell_by_cell_count(data_bin):
             p_ref += p[b, t, tok[0]].item()
             p_cands += sum(p[b, t, tok[k]].item() for k in valid)
             share += p[b, t, tok[0]].item() / sum(p[b, t, tok[k]].item() for k in valid)
-            last = prev[b, t].item() if t else None
+            last = sample["target"][b, t - 1].item() if t else None
             rep = [k for k in valid if k and tok[k] == last]
             if rep and tok[0] != last:
                 r += 1
@@ -63,3 +62,13 @@ def test_target_statistics_match_a_cell_by_cell_count(data_bin):
                        ("repeat_cost_minus_reference_cost", r_gap / r),
                        ("repeat_not_costlier_than_reference", r_not_costlier / r)]:
         assert got[key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_learned_rollin_runs_are_refused(data_bin):
+    """The model's probabilities are read off the gold prefixes: only a reference roll-in
+    puts the cells there."""
+    diag = helpers.load_example("nmt", "diagnose_targets")
+    learned = [a if a != "reference" else "learned" for a in SKL[:2]] + SKL[2:]
+    _, task, model, crit = helpers.build(data_bin, "lstm", "searnn_skl", learned)
+    with pytest.raises(ValueError, match="--rollin reference"):
+        diag.diagnose(crit, model, [helpers.valid_batch(task, max_sentences=2)])

@@ -74,7 +74,7 @@ def test_fine_tune_starts_from_weights_only(tmp_path, data_bin):
     assert done["optimizer_history"][-1]["num_updates"] == 2
 
 
-def test_spelling_grid_specs_reach_fairseq(tmp_path):
+def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
     """Table 1's grid on spelling: ``searnn_kl:reference:learned`` runs train.sh with that
     roll-in × roll-out (read back through fairseq's parser), plain SeaRNN methods keep the
     paper's learned × mixed, and malformed specs are refused."""
@@ -93,9 +93,8 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path):
 
     def train_argv(spec):
         method, policy_env, name = driver.parse_method(spec)
-        env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", DATA=str(data),
-                   METHOD=driver.criterion(method), **driver.METHODS[method]["env"],
-                   **policy_env)
+        env = driver.train_env(data, method, policy_env, tmp_path / name, 1)
+        env["PATH"] = f"{fake}{os.pathsep}{os.environ['PATH']}"
         out = subprocess.run(["bash", str(helpers.REPO / "examples/spelling/train.sh")],
                              env=env, capture_output=True, text=True, check=True).stdout
         return name, helpers.parse_cfg(out.splitlines())
@@ -107,6 +106,7 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path):
     name, cfg = train_argv("searnn_sll_policy:learned:learned")
     assert (cfg.criterion._name, cfg.criterion.searnn_token_sampling) == ("searnn_sll", "policy")
     assert (cfg.criterion.rollin, cfg.criterion.rollout) == ("learned", "learned")
+    monkeypatch.setenv("ROLLIN", "reference")  # a stray export does not reach a plain run
     name, cfg = train_argv("searnn_ll")
     assert name == "searnn_ll"
     assert (cfg.criterion.rollin, cfg.criterion.rollout) == ("learned", "mixed")

@@ -5,8 +5,9 @@
 
 Rebuilds the task and criterion of ``--run`` (its ``checkpoint_last.pt``: data, criterion
 options, α) with the model weights of ``--weights`` (default: the run's own), collects the
-cost vectors of ``--batches`` training batches exactly as a training step does (same seeds
-per sentence), and reports means over the cells: the target ``softmax(-α · cost)``'s mass on
+cost vectors of ``--batches`` training batches as a training step does (the same engine and
+options; draws keyed by ``--seed`` and the sentence; candidates from eval-mode scores), and
+reports means over the cells: the target ``softmax(-α · cost)``'s mass on
 the reference action (candidate slot 0) against the model's probability of it (of the whole
 vocabulary, and its share among the candidates, which is what the sampled losses see); the
 model's probability of the candidates; how often another candidate costs strictly less or the
@@ -24,8 +25,16 @@ import torch
 
 
 def diagnose(criterion, model, batches):
-    """Sums over the rolled-out cells of ``batches`` (fairseq samples); a dict of means."""
+    """Means over the rolled-out cells of ``batches`` (fairseq samples; ``None`` where there
+    is nothing to average). Needs a reference roll-in: the cells' prefixes are then the gold
+    prefixes, which one teacher-forced pass scores. Puts ``model`` in eval mode."""
     from fairseq_searnn.search import losses
+
+    if criterion.cfg.rollin != "reference":
+        raise ValueError(f"diagnose needs a run with --rollin reference, not "
+                         f"{criterion.cfg.rollin!r}: the model's probabilities are read off "
+                         f"the gold prefixes")
+    model.eval()
 
     tot = dict.fromkeys(("cells", "ref_mass", "cheaper", "tied", "model_ref_prob",
                          "model_candidate_mass", "model_ref_share",
@@ -33,7 +42,7 @@ def diagnose(criterion, model, batches):
                          "repeat_not_costlier"), 0.0)
     for sample in batches:
         res = criterion.collect_costs(model, sample)
-        cells = res.mask.any(-1) & res.mask[..., 0]
+        cells = res.mask[..., 0]  # [B, T] rolled-out cells
         costs = res.costs.masked_fill(~res.mask, float("inf"))
         q = losses.target_distribution(res.costs, res.mask, criterion.alpha)
         ref_cost = costs[..., :1]
@@ -41,7 +50,6 @@ def diagnose(criterion, model, batches):
         others[..., 0] = False
         others &= res.mask
         with torch.no_grad():
-            prev = sample["net_input"]["prev_output_tokens"]
             out = model(**sample["net_input"])
             p = model.get_normalized_probs(out, log_probs=False)
         T = res.candidates.size(1)
@@ -53,10 +61,11 @@ def diagnose(criterion, model, batches):
         tot["tied"] += ((costs == ref_cost) & others).any(-1)[cells].sum().item()
         tot["model_ref_prob"] += p_ref[cells].sum().item()
         tot["model_candidate_mass"] += p_cand.sum(-1)[cells].sum().item()
-        tot["model_ref_share"] += (p_ref / p_cand.sum(-1))[cells].sum().item()
-        # the previous reference token (reference roll-in: the gold prefix); cell 0 has none
-        previous = prev[:, :T].clone()
-        previous[:, 0] = -1
+        share = p_ref / p_cand.sum(-1).clamp_min(torch.finfo(p.dtype).tiny)
+        tot["model_ref_share"] += share[cells].sum().item()
+        # the previous reference token: target[t - 1]; cell 0 has none
+        previous = torch.full_like(res.candidates[..., 0], -1)
+        previous[:, 1:] = sample["target"][:, :T - 1]
         repeat = (res.candidates == previous.unsqueeze(-1)) & others
         has = repeat.any(-1) & cells & (res.candidates[..., 0] != previous)
         tot["repeat_cells"] += has.sum().item()
@@ -66,19 +75,20 @@ def diagnose(criterion, model, batches):
         gap = (costs.masked_fill(~repeat, float("inf")).min(-1).values - ref_cost.squeeze(-1))
         tot["repeat_cost_gap"] += gap[has].sum().item()
         tot["repeat_not_costlier"] += (gap <= 0)[has].sum().item()
-    n, r = max(tot["cells"], 1), max(tot["repeat_cells"], 1)
-    return {"cells": int(tot["cells"]),
-            "target_mass_on_reference_action": tot["ref_mass"] / n,
-            "model_prob_of_reference_action": tot["model_ref_prob"] / n,
-            "model_prob_of_the_candidates": tot["model_candidate_mass"] / n,
-            "model_share_of_reference_action_among_candidates": tot["model_ref_share"] / n,
-            "cells_with_a_cheaper_candidate": tot["cheaper"] / n,
-            "cells_with_a_candidate_tied_with_the_reference": tot["tied"] / n,
-            "cells_with_a_repeat_candidate": int(tot["repeat_cells"]),
-            "target_mass_on_the_repeat": tot["repeat_mass"] / r,
-            "model_prob_of_the_repeat": tot["repeat_model_prob"] / r,
-            "repeat_cost_minus_reference_cost": tot["repeat_cost_gap"] / r,
-            "repeat_not_costlier_than_reference": tot["repeat_not_costlier"] / r}
+    n, r = tot["cells"] or float("nan"), tot["repeat_cells"] or float("nan")
+    out = {"cells": int(tot["cells"]),
+           "target_mass_on_reference_action": tot["ref_mass"] / n,
+           "model_prob_of_reference_action": tot["model_ref_prob"] / n,
+           "model_prob_of_the_candidates": tot["model_candidate_mass"] / n,
+           "model_share_of_reference_action_among_candidates": tot["model_ref_share"] / n,
+           "cells_with_a_cheaper_candidate": tot["cheaper"] / n,
+           "cells_with_a_candidate_tied_with_the_reference": tot["tied"] / n,
+           "cells_with_a_repeat_candidate": int(tot["repeat_cells"]),
+           "target_mass_on_the_repeat": tot["repeat_mass"] / r,
+           "model_prob_of_the_repeat": tot["repeat_model_prob"] / r,
+           "repeat_cost_minus_reference_cost": tot["repeat_cost_gap"] / r,
+           "repeat_not_costlier_than_reference": tot["repeat_not_costlier"] / r}
+    return {k: None if v != v else v for k, v in out.items()}
 
 
 def main(argv=None):
@@ -110,7 +120,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     batches = [next(itr) for _ in range(args.batches)]
     report = {"run": str(args.run), "weights": str(args.weights or "the run's own"),
-              "alpha": criterion.alpha, "batches": args.batches,
+              "alpha": criterion.alpha, "batches": args.batches, "seed": args.seed,
               **diagnose(criterion, model, batches)}
     print(json.dumps(report))
 

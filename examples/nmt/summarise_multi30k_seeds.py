@@ -51,8 +51,9 @@ def aggregate(per_seed, skip=()):
             values = [entry[d]["seeds"][s] for s in counted]
             entry[d]["mean"], entry[d]["std"] = replication.mean_std(values) if values else (
                 None, None)
-        entry["s_per_update"] = (sum(entry["wall"][s] for s in counted)
-                                 / max(sum(entry["updates"][s] for s in counted), 1))
+        updates = sum(entry["updates"][s] for s in counted)
+        entry["s_per_update"] = (sum(entry["wall"][s] for s in counted) / updates
+                                 if updates else None)
     return table
 
 
@@ -75,7 +76,8 @@ def markdown(table):
         updates = ", ".join(f"{s}: {n}" for s, n in e["updates"].items())
         per_seed = ", ".join(f"{s}: {b:.2f}" for s, b in e["beam1_T1"]["seeds"].items())
         lines.append(f"| {run} | {', '.join(e['counted']) or '-'} | {updates} | "
-                     f"{e['s_per_update']:.2f} | {cell(e, 'beam1_T1')} | "
+                     f"{'-' if e['s_per_update'] is None else format(e['s_per_update'], '.2f')}"
+                     f" | {cell(e, 'beam1_T1')} | "
                      f"{cell(e, 'beam5_T1', 'beam1_T1')} | {cell(e, 'beam5_T0.5', 'beam1_T1')}"
                      f" | {per_seed} |")
     return "\n".join(lines) + "\n"
@@ -88,7 +90,11 @@ def main(argv=None):
     p.add_argument("--skip", nargs="*", default=[], metavar="SEED:RUN")
     args = p.parse_args(argv)
     per_seed = {s: json.loads((d / "summary.json").read_text()) for s, d in args.seeds}
-    table = aggregate(per_seed, {tuple(s.split(":", 1)) for s in args.skip})
+    skip = {tuple(s.split(":", 1)) for s in args.skip}
+    for entry in skip:
+        if len(entry) != 2 or entry[1] not in per_seed.get(entry[0], {}):
+            p.error(f"--skip {':'.join(entry)}: expected SEED:RUN naming a run of a given seed")
+    table = aggregate(per_seed, skip)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(table, indent=1) + "\n")
     (args.out / "summary.md").write_text(markdown(table))

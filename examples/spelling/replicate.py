@@ -62,9 +62,7 @@ def run_one(args, parsed, seed):
             result_file.write_text(json.dumps(res, indent=1))
         return res
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DATA=args.data,
-               METHOD=criterion(method), SAVE=str(out), SEED=str(seed), MAX_UPDATE="1000000",
-               **METHODS[method]["env"], **policy_env)
+    env = train_env(args.data, method, policy_env, out, seed)
     every = str(METHODS[method]["validate_every"])
     extra = ["--stop-time-hours", str(args.minutes / 60), "--validate-interval-updates", every,
              "--validate-interval", "1000", "--save-interval-updates", every,
@@ -83,6 +81,15 @@ def run_one(args, parsed, seed):
            "test_edit": test, "evaluate_output": evaluate_output}
     result_file.write_text(json.dumps(res, indent=1))
     return res
+
+
+def train_env(data, method, policy_env, out, seed):
+    """train.sh's environment for one run: one thread, the method's criterion options, the
+    roll-in / roll-out (SeaRNN methods: the paper's learned × mixed unless given)."""
+    policies = {"ROLLIN": "learned", "ROLLOUT": "mixed", **policy_env}
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DATA=str(data),
+                METHOD=criterion(method), SAVE=str(out), SEED=str(seed), MAX_UPDATE="1000000",
+                **METHODS[method]["env"], **policies)
 
 
 def evaluate_test(args, out):
