@@ -49,11 +49,11 @@ def diagnose(criterion, model, batches):
         others = torch.ones_like(res.mask)
         others[..., 0] = False
         others &= res.mask
-        with torch.no_grad():
-            out = model(**sample["net_input"])
-            p = model.get_normalized_probs(out, log_probs=False)
         T = res.candidates.size(1)
-        p_cand = p[:, :T].gather(-1, res.candidates) * res.mask  # [B, T, K]
+        with torch.no_grad():  # teacher-forced log-probabilities at the cells: [B, T, V]
+            lp = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)[:, :T]
+        lp_cand = lp.gather(-1, res.candidates)  # [B, T, K]
+        p_cand = lp_cand.exp() * res.mask
         p_ref = p_cand[..., 0]
         tot["cells"] += cells.sum().item()
         tot["ref_mass"] += q[..., 0][cells].sum().item()
@@ -61,7 +61,7 @@ def diagnose(criterion, model, batches):
         tot["tied"] += ((costs == ref_cost) & others).any(-1)[cells].sum().item()
         tot["model_ref_prob"] += p_ref[cells].sum().item()
         tot["model_candidate_mass"] += p_cand.sum(-1)[cells].sum().item()
-        share = p_ref / p_cand.sum(-1).clamp_min(torch.finfo(p.dtype).tiny)
+        share = losses.restrict(lp_cand, res.mask)[..., 0].exp()  # as the sampled losses see it
         tot["model_ref_share"] += share[cells].sum().item()
         # the previous reference token: target[t - 1]; cell 0 has none
         previous = torch.full_like(res.candidates[..., 0], -1)
@@ -70,7 +70,7 @@ def diagnose(criterion, model, batches):
         has = repeat.any(-1) & cells & (res.candidates[..., 0] != previous)
         tot["repeat_cells"] += has.sum().item()
         tot["repeat_mass"] += (q * repeat).sum(-1)[has].sum().item()
-        p_prev = p[:, :T].gather(-1, previous.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        p_prev = lp.gather(-1, previous.clamp(min=0).unsqueeze(-1)).squeeze(-1).exp()
         tot["repeat_model_prob"] += p_prev[has].sum().item()
         gap = (costs.masked_fill(~repeat, float("inf")).min(-1).values - ref_cost.squeeze(-1))
         tot["repeat_cost_gap"] += gap[has].sum().item()
@@ -99,20 +99,18 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from fairseq import checkpoint_utils, tasks, utils
+    from fairseq import checkpoint_utils, tasks
 
     import fairseq_searnn  # noqa: F401  (registers the plugin, loads its checkpoints)
 
     state = checkpoint_utils.load_checkpoint_to_cpu(str(args.run / "checkpoint_last.pt"))
     cfg = state["cfg"]
-    utils.import_user_module(cfg.common)
     task = tasks.setup_task(cfg.task)
     criterion = task.build_criterion(cfg.criterion)
     model = task.build_model(cfg.model)
     weights = state if args.weights is None else checkpoint_utils.load_checkpoint_to_cpu(
         str(args.weights))
     model.load_state_dict(weights["model"])
-    model.eval()
     task.load_dataset("train")
     itr = task.get_batch_iterator(task.dataset("train"), max_sentences=cfg.dataset.batch_size,
                                   max_tokens=cfg.dataset.max_tokens, seed=args.seed,
