@@ -32,18 +32,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import replication  # noqa: E402
 
+SEARNN_CHEAP = {"METHOD": "searnn-cheap", "CELLS": "4", "TOKENS": "5", "NEIGHBORS": "2",
+                "FOCUSED": "2"}
 # fine-tuning methods: train.sh environment, extra fairseq-train options, validation interval
 METHODS = {
     "mle": ({"METHOD": "mle"}, [], 100),
     # cheapest SeaRNN that keeps the paper's structure: reference roll-in, sKL with alpha 200,
     # sentence-BLEU cost, top-k + ground-truth neighbour tokens; 4 cells per sentence,
     # top-5 + neighbours within 2 positions, roll-outs focused to 2 learned steps
-    "searnn-cheap": ({"METHOD": "searnn-cheap", "CELLS": "4", "TOKENS": "5",
-                      "NEIGHBORS": "2", "FOCUSED": "2"}, [], 25),
+    "searnn-cheap": (SEARNN_CHEAP, [], 25),
     # the same plus token cross-entropy on the gold target: (1 - w) sKL + w NLL, w = 0.2 (the
     # sKL sums over 4 cells a sentence, the NLL over all its ~13 target tokens)
-    "searnn-cheap-mle": ({"METHOD": "searnn-cheap", "CELLS": "4", "TOKENS": "5",
-                          "NEIGHBORS": "2", "FOCUSED": "2"}, ["--searnn-mle-weight", "0.2"], 25),
+    "searnn-cheap-mle": (SEARNN_CHEAP, ["--searnn-mle-weight", "0.2"], 25),
     # differentiable scheduled sampling; gold-token probability k / (k + exp(i / k)), k = 100
     # updates (0.83 at 300 updates, 0.20 at 600); annealed alpha: x1.005 per update
     "dss-soft-greedy": ({"METHOD": "dss", "FEED": "soft-greedy", "SS_ALPHA": "1",
