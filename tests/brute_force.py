@@ -24,9 +24,20 @@ def encode_one(model, src_row, pad):
     return model.encoder(src, src_lengths=torch.tensor([src.size(1)]))
 
 
+def length_bound(cfg, src_len, ref_len):
+    """Content tokens a learned roll-in / roll-out may hold (SearchConfig's documented rule)."""
+    if cfg.fixed_length:
+        return ref_len
+    if cfg.max_len_a is None and cfg.max_len_b is None:
+        return int(1.5 * ref_len) + 5
+    a = 0.0 if cfg.max_len_a is None else cfg.max_len_a
+    return max(int(a * src_len + (200 if cfg.max_len_b is None else cfg.max_len_b)), 0)
+
+
 @torch.no_grad()
-def greedy(model, enc, prefix, max_len, pad, eos, max_steps=None):
-    """Greedy continuation of ``prefix`` (list); returns (hypothesis list, ended flag)."""
+def greedy(model, enc, prefix, max_len, pad, eos, max_steps=None, fixed_length=False):
+    """Greedy continuation of ``prefix`` (list); returns (hypothesis list, ended flag).
+    ``fixed_length``: EOS is never chosen (the hypothesis ends at ``max_len``)."""
     hyp = list(prefix)
     steps = 0
     while len(hyp) < max_len:
@@ -35,6 +46,8 @@ def greedy(model, enc, prefix, max_len, pad, eos, max_steps=None):
         out, _ = model.decoder(torch.tensor([[eos] + hyp]), encoder_out=enc)
         scores = out[0, -1].double().clone()
         scores[pad] = float("-inf")
+        if fixed_length:
+            scores[eos] = float("-inf")
         a = int(scores.argmax())
         steps += 1
         if a == eos:

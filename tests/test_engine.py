@@ -29,7 +29,8 @@ def expected_entry(model, enc, rollin_prefix, a, ref, cfg, max_len, pad, eos, le
     hyp = list(rollin_prefix) + [a]
     if learned:
         steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
-        hyp, ended = bf.greedy(model, enc, hyp, max_len, pad, eos, max_steps=steps)
+        hyp, ended = bf.greedy(model, enc, hyp, max_len, pad, eos, max_steps=steps,
+                               fixed_length=cfg.fixed_length)
         if ended:
             return hyp
     return hyp + ref[bf.reference_start(hyp, ref, cfg.reference, sel, pad):]
@@ -43,16 +44,17 @@ def check_against_brute_force(task, model, sample, cfg):
     entries, hyps = res.hypotheses
     got = {tuple(e): bf.strip(h, pad) for e, h in zip(entries.tolist(), hyps)}
     src = sample["net_input"]["src_tokens"]
-    kinds = set()
+    kinds = {}  # (b, t, k) -> the roll-out policies that explain the entry
     for b in range(src.size(0)):
         enc = bf.encode_one(model, src[b], pad)
         ref = bf.strip(sample["target"][b], pad, eos)
-        max_len = int(cfg.max_len_a * int(sample["net_input"]["src_lengths"][b]) + cfg.max_len_b)
+        max_len = bf.length_bound(cfg, int(sample["net_input"]["src_lengths"][b]), len(ref))
         rollin = bf.strip(res.rollin[b], pad, eos)
         if cfg.rollin == "reference":
             assert rollin == ref
         elif cfg.rollin == "learned":
-            assert rollin == bf.greedy(model, enc, [], max_len, pad, eos)[0]
+            assert rollin == bf.greedy(model, enc, [], max_len, pad, eos,
+                                       fixed_length=cfg.fixed_length)[0]
         n_cells = len(rollin) + 1
         assert res.rollin[b, len(rollin)] == eos
         for t in range(res.rollin.size(1)):
@@ -74,11 +76,13 @@ def check_against_brute_force(task, model, sample, cfg):
                     model, enc, rollin[:t], a, ref, cfg, max_len, pad, eos, learned)
                     == got[(b, t, k)]]
                 assert matches, (b, t, k, got[(b, t, k)])
-                kinds.update(matches)
+                kinds[(b, t, k)] = set(matches)
                 want = bf.cost_of(cfg.cost, got[(b, t, k)], ref, pad)
                 assert abs(float(res.costs[b, t, k]) - want) < 1e-5
-        if cfg.cells:
-            assert int(res.mask[b].any(1).sum()) == min(cfg.cells, n_cells)
+        if cfg.cells:  # C drawn, plus the EOS cell and the one before when not drawn
+            rolled = res.mask[b].any(1)
+            assert bool(rolled[n_cells - 1]) and bool(rolled[max(n_cells - 2, 0)])
+            assert min(cfg.cells, n_cells) <= int(rolled.sum()) <= min(cfg.cells + 2, n_cells)
     return res, kinds
 
 
@@ -104,7 +108,7 @@ def test_collect_costs_equals_brute_force(models, arch, rollin, rollout, referen
                        rollout_focused_steps=2)
     res, kinds = check_against_brute_force(task, model, sample, cfg)
     if rollout == "mixed":
-        assert kinds == {False, True}
+        assert set().union(*kinds.values()) == {False, True}
 
 
 @pytest.mark.parametrize("arch", ["lstm", "transformer"])
@@ -123,6 +127,61 @@ def test_greedy_rollin_reads_its_own_token_off_the_rollin(models, arch):
     cfg.rollin, cfg.rollin_ref_prob = "mixed", 0.5
     assert Search(cfg, task.target_dictionary).collect(model, sample, 3).stats[
         "reused_rollouts"] == 0
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+@pytest.mark.parametrize("tokens", [0, 3])
+def test_fixed_length_equals_brute_force(models, arch, tokens):
+    """Fixed-length outputs: learned roll-ins and roll-outs hold exactly |y| tokens (EOS never
+    chosen before), EOS is a candidate only at the EOS cell and is the only one there."""
+    task, model, sample = models[arch]
+    d = task.target_dictionary
+    cfg = SearchConfig(cost="hamming", rollin="learned", rollout="mixed", tokens=tokens,
+                       fixed_length=True, rollout_batch_size=7)
+    res, kinds = check_against_brute_force(task, model, sample, cfg)
+    assert set().union(*kinds.values()) == {False, True}
+    entries, hyps = res.hypotheses
+    ref_len = sample["target"].ne(d.pad()).sum(1) - 1  # EOS excluded
+    assert torch.equal(res.rollin.ne(d.pad()).sum(1) - 1, ref_len)
+    assert torch.equal(hyps.ne(d.pad()).sum(1), ref_len[entries[:, 0]])
+    is_eos = res.candidates.eq(d.eos()) & res.mask
+    at_end = torch.arange(res.rollin.size(1)).unsqueeze(0).eq(ref_len.unsqueeze(1))
+    assert torch.equal(is_eos.any(2), at_end) and torch.equal(res.mask.sum(2)[at_end],
+                                                              torch.ones(int(at_end.sum()),
+                                                                         dtype=torch.long))
+
+
+@pytest.mark.parametrize("granularity", ["sentence", "cell", "rollout"])
+def test_mixed_rollout_granularity(models, granularity):
+    """Mixed roll-outs: one policy per sentence (the authors' code: all candidates of all cells
+    finished alike), per cell (the candidates of a cell alike) or per roll-out."""
+    import copy
+
+    task, model, sample = models["lstm"]
+    model = copy.deepcopy(model)  # a model that always says the same word: learned roll-outs
+    with torch.no_grad():  # then differ from the reference's and each entry shows its policy
+        model.decoder.fc_out.bias[task.target_dictionary.nspecial] += 100.0
+    cfg = SearchConfig(cost="edit", rollin="reference", rollout="mixed", tokens=4, max_len_b=9,
+                       rollout_mix_granularity=granularity)
+    res, kinds = check_against_brute_force(task, model, sample, cfg)
+    assert set().union(*kinds.values()) == {False, True}
+    known = {e: next(iter(m)) for e, m in kinds.items() if len(m) == 1}  # unambiguous entries
+
+    def policies_by(group):
+        out = {}
+        for e, learned in known.items():
+            out.setdefault(group(e), set()).add(learned)
+        return out
+
+    per_sentence = policies_by(lambda e: e[0])
+    per_cell = policies_by(lambda e: e[:2])
+    if granularity == "sentence":
+        assert all(len(p) == 1 for p in per_sentence.values())
+    elif granularity == "cell":
+        assert all(len(p) == 1 for p in per_cell.values())
+        assert any(len(p) == 2 for p in per_sentence.values())
+    else:
+        assert any(len(p) == 2 for p in per_cell.values())
 
 
 def test_cells_subsampling_and_length_limit(models):

@@ -33,6 +33,40 @@ def test_ll_and_ties():
     assert losses.best_candidate(tied, torch.ones(1, 1, 3, dtype=torch.bool)).item() == 0
 
 
+def test_ties_broken_uniformly_by_the_draws():
+    """With draws, a* is a uniformly random minimum: never a non-minimum or a masked slot."""
+    n, K = 30000, 5
+    costs = torch.tensor([0.2, 0.1, 0.3, 0.1, 0.1]).expand(n, 1, K)
+    mask = torch.ones(n, 1, K, dtype=torch.bool)
+    mask[:, :, 4] = False  # a masked minimum is never chosen
+    draws = torch.rand(n, 1, K, generator=torch.Generator().manual_seed(0))
+    got = losses.best_candidate(costs, mask, draws).flatten()
+    freq = torch.bincount(got, minlength=K).float() / n
+    assert freq[[0, 2, 4]].sum() == 0
+    assert (freq[[1, 3]] - 0.5).abs().max() < 0.02
+    lp = torch.log_softmax(torch.randn(n, 1, K), -1)
+    torch.testing.assert_close(losses.ll(lp, costs, mask, tiebreak=draws),
+                               -lp.gather(-1, got.view(n, 1, 1)).squeeze(-1))
+    # a unique minimum ignores the draws
+    assert (losses.best_candidate(costs.clone().index_fill_(2, torch.tensor([3]), 0.0), mask,
+                                  draws) == 3).all()
+
+
+def test_target_distribution_of_each_loss():
+    lp, costs, mask = _inputs(2)
+    q = losses.target("kl", costs, mask, 3.0)
+    torch.testing.assert_close(q, losses.target_distribution(costs, mask, 3.0))
+    one_hot = losses.target("ll", costs, mask, 3.0)
+    best = losses.best_candidate(costs, mask)
+    cells = mask.any(-1)
+    assert torch.equal(one_hot.argmax(-1)[cells], best[cells])
+    assert torch.equal(one_hot.sum(-1), cells.float())
+    assert torch.equal(losses.entropy(one_hot), torch.zeros_like(cells, dtype=torch.float))
+    h = losses.entropy(q)[cells]
+    want = -(q * q.clamp(min=1e-30).log()).sum(-1)[cells]
+    torch.testing.assert_close(h, want)
+
+
 def test_kl_formula_and_limit():
     lp, costs, mask = _inputs(1)
     alpha = 3.0

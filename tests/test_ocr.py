@@ -181,17 +181,20 @@ def test_task_needs_data_and_known_letters(tmp_path):
         _task(ocr.write_letter_data(tmp_path / "x.data", bad)).load_dataset("valid")
 
 
-def test_searnn_training_generate_and_score(tmp_path, toy_file):
+@pytest.mark.parametrize("free", [False, True])
+def test_searnn_training_generate_and_score(tmp_path, toy_file, free):
     """searnn_kl (Hamming cost, learned roll-in, mixed roll-out) trains in-process with the
-    recipe's own fairseq-train arguments; the recipe's test stage then runs fairseq-generate on
-    the checkpoint and scores it, which must agree with the generate output and with the task's
-    own greedy Hamming metric (the validation metric) on the same checkpoint."""
+    recipe's own fairseq-train arguments; the recipe's test stage then decodes the test fold
+    (fixed length in process, or with ``--free-length`` fairseq-generate) and scores it, which
+    must agree with the decoded output and with the task's own greedy Hamming metric (the
+    validation metric) on the same checkpoint."""
     from fairseq import checkpoint_utils
 
     run = _recipe()
     out = tmp_path / "kl"
     recipe = ["kl", "--data", str(toy_file), "--out", str(out), "--hidden-size", "8",
-              "--batch-size", "8", "--alpha", "10", "--max-len-b", "2"]
+              "--batch-size", "8", "--alpha", "10", "--max-len-b", "2"] + (
+        ["--free-length"] if free else [])
     args, _ = run.parse_args(recipe)
     argv = run.train_argv(args, ["--max-update", "3", "--ocr-embed-dim", "4"])
     for option in ("searnn_kl", "hamming", "learned", "mixed", "sgd", "fixed", "ocr_gru"):
@@ -200,7 +203,7 @@ def test_searnn_training_generate_and_score(tmp_path, toy_file):
     best = out / "checkpoint_best.pt"
     assert 0 <= torch.load(best)["extra_state"]["val_loss"] <= 300  # valid Hamming error %
 
-    result = run.main([*recipe, "--stages", "test"])  # fairseq-generate (subprocess), score
+    result = run.main([*recipe, "--stages", "test"])  # decode, score
     assert result == json.loads((out / "result.json").read_text())
     gen = (out / "test.generate.txt").read_text()
     refs = {line.split("\t")[0][2:]: line.split("\t")[1].split()
@@ -217,9 +220,12 @@ def test_searnn_training_generate_and_score(tmp_path, toy_file):
     model = models[0].eval()
     task.load_dataset("test")
     itr = task.get_batch_iterator(dataset=task.dataset("test"), max_sentences=64)  # as generate
-    counts = [task.hamming(task.sequence_generator, model, s)
-              for s in itr.next_epoch_itr(shuffle=False)]
+    batches = list(itr.next_epoch_itr(shuffle=False))
+    counts = [task.hamming(model, s) for s in batches]
     assert tuple(map(sum, zip(*counts))) == (errors, chars)
+    for s in batches[: 0 if free else None]:  # one letter per image, whatever the model says
+        assert task.decode(model, s).ne(task.target_dictionary.pad()).sum(1).tolist() == (
+            s["net_input"]["src_lengths"].tolist())
 
 
 def test_rollin_rollout_grid_options(toy_file):

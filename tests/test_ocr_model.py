@@ -85,34 +85,44 @@ def test_padding_does_not_leak(toy_file):
         torch.testing.assert_close(alone[0], batch[b])
 
 
-def test_searnn_costs_on_the_ocr_model_match_brute_force(toy_file):
+@pytest.mark.parametrize("fixed", [True, False])
+def test_searnn_costs_on_the_ocr_model_match_brute_force(toy_file, fixed):
     """Learned roll-in and learned roll-outs, Hamming cost: the roll-in is the greedy decoding
     and every cost is the Hamming error of prefix + candidate + greedy continuation, each
-    recomputed here with full passes on the sentence alone."""
+    recomputed here with full passes on the sentence alone. Fixed-length outputs (the task's
+    default): exactly one letter per image, EOS never chosen, a candidate only at the end;
+    ``--ocr-free-length``: at most the word's letters + 2, EOS a candidate everywhere."""
     extra = ["--searnn-cost", "hamming", "--rollin", "learned", "--rollout", "learned",
              "--rollout-max-len-a", "1", "--rollout-max-len-b", "2"]
-    task, model, crit = _build(toy_file, "searnn_kl", extra)
+    task, model, crit = _build(toy_file, "searnn_kl", extra + ([] if fixed else [
+        "--ocr-free-length"]))
+    assert crit.search.cfg.fixed_length == fixed
     sample = helpers.valid_batch(task, 3)
     res = crit.search.collect(model, sample, seed=1, keep_hypotheses=True)
     d = task.target_dictionary
     pad, eos = d.pad(), d.eos()
     entries, hyps = res.hypotheses
-    assert res.stats["learned_rollouts"] > 0 and int(res.mask.sum(2).max()) == 27  # a-z, EOS
+    # a-z, and EOS where it is a candidate
+    assert res.stats["learned_rollouts"] > 0 and int(res.mask.sum(2).max()) == 26 + (not fixed)
     rng = random.Random(0)
     picked = rng.sample(range(entries.size(0)), 40)
     with torch.no_grad():
         encs = [_one(model, sample, b) for b in range(3)]
         for b in range(3):
             n = int(sample["net_input"]["src_lengths"][b])
-            rollin, _ = bf.greedy(model, encs[b], [], n + 2, pad, eos)
+            bound = n if fixed else n + 2
+            rollin, _ = bf.greedy(model, encs[b], [], bound, pad, eos, fixed_length=fixed)
             assert bf.strip(res.rollin[b], pad, eos) == rollin
+            assert not fixed or len(rollin) == n
         for i in picked:
             b, t, k = entries[i].tolist()
             n = int(sample["net_input"]["src_lengths"][b])
+            bound = n if fixed else n + 2
             a = int(res.candidates[b, t, k])
             prefix = bf.strip(res.rollin[b], pad, eos)[:t]
-            hyp = prefix if a == eos else bf.greedy(model, encs[b], prefix + [a], n + 2, pad,
-                                                     eos)[0]
+            hyp = prefix if a == eos else bf.greedy(model, encs[b], prefix + [a], bound, pad,
+                                                     eos, fixed_length=fixed)[0]
+            assert not fixed or len(hyp) == n
             assert bf.strip(hyps[i], pad) == hyp
             ref = bf.strip(sample["target"][b], pad, eos)
             want = ocr.hamming_errors(hyp, ref) / len(ref)

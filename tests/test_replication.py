@@ -101,6 +101,11 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
 
     name, cfg = train_argv("searnn_kl:reference:learned")
     assert name == "searnn_kl-reference-learned"
+    assert cfg.criterion.rollout_mix_granularity == "sentence"  # the authors' mixing
+    assert cfg.optimization.clip_norm == 5 == train_argv("mle")[1].optimization.clip_norm
+    args = argparse.Namespace(validate_every=200, minutes=10)
+    assert driver.train_extra(args, "mle") == driver.train_extra(args, "searnn_kl") == (
+        driver.train_extra(args, "searnn_sll"))  # one validation schedule for all methods
     assert (cfg.criterion._name, cfg.criterion.rollin, cfg.criterion.rollout) == (
         "searnn_kl", "reference", "learned")
     name, cfg = train_argv("searnn_sll_policy:learned:learned")

@@ -196,7 +196,7 @@ def test_schedules_survive_checkpoint_round_trip(data_bin, tmp_path):
 
     extra = ["--rollin", "mixed", *FAST_SKL, "--searnn-rollin-schedule", "inverse-sigmoid",
              "--searnn-rollin-schedule-unit", "update", "--searnn-rollin-schedule-k", "2",
-             "--searnn-alpha-growth", "1.3"]
+             "--searnn-alpha", "1", "--searnn-alpha-growth", "1.3"]
     trainer = Trainer(*_task(data_bin, "searnn_skl", extra, arch="lstm"))
     trainer.begin_epoch(2)
     batch = helpers.mixed_length_batch(trainer.task, split="train")

@@ -8,11 +8,14 @@ Methods: ``mle`` (cross-entropy), ``ll`` / ``kl`` (SeaRNN, every token of every 
 roll-in and mixed roll-out unless ``--rollin`` / ``--rollout`` say otherwise), ``sll`` / ``skl``
 (the same with 5 sampled tokens per cell). Every
 run uses the paper's setup: GRU 128, SGD with constant step 0.5, batches of 64 words, Hamming
-cost. Stage ``train`` runs ``fairseq-train`` (best checkpoint by the validation fold's greedy
-Hamming error; with ``--valid-fold -1`` every non-test fold trains, as in the paper, and the
-last checkpoint is tested), stage ``test`` runs ``fairseq-generate --beam 1`` on the test fold
-and scores it. Each command is printed before it runs; ``OUT/result.json`` holds the numbers
-and the wall times. Arguments after ``--`` go to fairseq-train.
+cost, fixed-length outputs (one letter per image: roll-ins, roll-outs and greedy decoding
+emit exactly as many letters as the word has, as the authors' code). Stage ``train`` runs
+``fairseq-train`` (best checkpoint by the validation fold's greedy Hamming error; with
+``--valid-fold -1`` every non-test fold trains, as in the paper, and the last checkpoint is
+tested), stage ``test`` decodes the test fold greedily (the task's fixed-length decoding, in
+process; with ``--free-length``, ``fairseq-generate --beam 1``) and scores it. Each command is
+printed before it runs; ``OUT/result.json`` holds the numbers and the wall times. Arguments
+after ``--`` go to fairseq-train.
 """
 
 import argparse
@@ -38,17 +41,21 @@ def _user_dir():
 
 
 def task_args(args):
-    return ["--user-dir", _user_dir(), "--task", "ocr", "--ocr-data", str(args.data),
-            "--ocr-test-fold", str(args.test_fold), "--ocr-valid-fold", str(args.valid_fold),
-            "--ocr-eval-max-len-b", str(args.max_len_b), "--cpu"]
+    out = ["--user-dir", _user_dir(), "--task", "ocr", "--ocr-data", str(args.data),
+           "--ocr-test-fold", str(args.test_fold), "--ocr-valid-fold", str(args.valid_fold),
+           "--cpu"]
+    if args.free_length:
+        out += ["--ocr-free-length", "--ocr-eval-max-len-b", str(args.max_len_b)]
+    return out
 
 
 def criterion_args(args):
     if args.method == "mle":
         return ["--criterion", "cross_entropy"]
     out = ["--criterion", f"searnn_{args.method}", "--searnn-cost", "hamming",
-           "--rollin", args.rollin, "--rollout", args.rollout, "--rollout-ref-prob", "0.5",
-           "--rollout-max-len-a", "1", "--rollout-max-len-b", str(args.max_len_b)]
+           "--rollin", args.rollin, "--rollout", args.rollout, "--rollout-ref-prob", "0.5"]
+    if args.free_length:  # else exactly the word's letters (the task's fixed length)
+        out += ["--rollout-max-len-a", "1", "--rollout-max-len-b", str(args.max_len_b)]
     if args.method in ("kl", "skl"):
         out += ["--searnn-alpha", str(args.alpha)]
     if args.method in ("sll", "skl"):
@@ -77,6 +84,35 @@ def generate_argv(args, checkpoint):
     """fairseq-generate arguments: greedy decoding of the test fold."""
     return [*task_args(args), "--path", str(checkpoint), "--gen-subset", "test", "--beam", "1",
             "--max-len-a", "1", "--max-len-b", str(args.max_len_b), "--batch-size", "64"]
+
+
+def decode_test(args, checkpoint, out_file):
+    """Greedy fixed-length decoding of the test fold (the task's validation decoding):
+    ``(errors, characters, words)``; ``out_file`` gets ``T-``/``H-`` lines like generate's."""
+    import torch
+    from fairseq import checkpoint_utils
+
+    import fairseq_searnn  # noqa: F401  (registers the task and model)
+
+    overrides = {"ocr_data": str(args.data), "ocr_test_fold": args.test_fold,
+                 "ocr_valid_fold": args.valid_fold}
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(checkpoint)], arg_overrides=overrides)
+    model = models[0].eval()
+    task.load_dataset("test")
+    itr = task.get_batch_iterator(dataset=task.dataset("test"), max_sentences=64)
+    d, errors, chars, lines = task.target_dictionary, 0, 0, []
+    with torch.no_grad():
+        for sample in itr.next_epoch_itr(shuffle=False):
+            hyp = task.decode(model, sample)
+            for i, sid in enumerate(sample["id"].tolist()):
+                ref, out = sample["target"][i], hyp[i]
+                lines.append(f"T-{sid}\t{d.string(ref[ref.ne(d.pad())])}")
+                lines.append(f"H-{sid}\t0\t{d.string(out[out.ne(d.pad())])}")
+            e, c = task.hamming(model, sample)
+            errors, chars = errors + e, chars + c
+    Path(out_file).write_text("\n".join(lines) + "\n")
+    return errors, chars, len(lines) // 2
 
 
 def checkpoint_name(args):
@@ -138,9 +174,12 @@ def parse_args(argv=None):
                    help="SeaRNN roll-in policy (paper's best OCR setting: learned)")
     p.add_argument("--rollout", default="mixed", choices=ROLLOUTS,
                    help="SeaRNN roll-out policy (paper's best OCR setting: mixed, p = 0.5)")
+    p.add_argument("--free-length", action="store_true",
+                   help="outputs of free length (the model chooses where to stop) instead of "
+                        "one letter per image")
     p.add_argument("--max-len-b", type=int, default=5,
-                   help="roll-ins and roll-outs stop at the word's letters + this; validation "
-                        "and test decoding at the batch's longest word + this")
+                   help="--free-length: roll-ins and roll-outs stop at the word's letters + "
+                        "this; validation and test decoding at the batch's longest word + this")
     p.add_argument("--test-fold", type=int, default=0, help="test fold (never tuned on)")
     p.add_argument("--valid-fold", type=int, default=1, help="validation fold")
     p.add_argument("--seed", type=int, default=1, help="fairseq --seed")
@@ -162,11 +201,15 @@ def main(argv=None):
         result["train_wall_s"] = _run([_tool("fairseq-train"), *train_argv(args, extra)],
                                       args.out / "train.log")
     if "test" in stages:
-        gen = args.out / "test.generate.txt"
-        result["test_wall_s"] = _run(
-            [_tool("fairseq-generate"), *generate_argv(args, args.out / checkpoint_name(args))],
-            gen)
-        errors, chars, words = hamming_from_generate(gen.read_text())
+        gen, checkpoint = args.out / "test.generate.txt", args.out / checkpoint_name(args)
+        if args.free_length:
+            result["test_wall_s"] = _run([_tool("fairseq-generate"),
+                                          *generate_argv(args, checkpoint)], gen)
+            errors, chars, words = hamming_from_generate(gen.read_text())
+        else:
+            start = time.time()
+            errors, chars, words = decode_test(args, checkpoint, gen)
+            result["test_wall_s"] = round(time.time() - start, 1)
         result.update(test_words=words, test_characters=chars, test_errors=errors,
                       test_hamming_error_percent=round(100.0 * errors / chars, 2))
     result_path.write_text(json.dumps(result, indent=1) + "\n")

@@ -28,19 +28,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import replication  # noqa: E402
 
-# settings per method: the criterion options of train.sh and how often to validate
+# settings per method: the criterion options of train.sh (every method validates every
+# --validate-every updates: the same protocol for all)
 METHODS = {
-    "mle": {"env": {}, "validate_every": 1000},
-    "searnn_sll": {"env": {"SAMPLING": "topk", "TOKENS": "5"}, "validate_every": 100},
-    "searnn_sll_uniform": {"env": {"SAMPLING": "uniform", "TOKENS": "5"}, "validate_every": 100},
-    "searnn_sll_policy": {"env": {"SAMPLING": "policy", "TOKENS": "5"}, "validate_every": 100},
-    "searnn_sll_biased": {"env": {"SAMPLING": "biased", "TOKENS": "5"}, "validate_every": 100},
-    "searnn_skl": {"env": {"SAMPLING": "biased", "TOKENS": "5"}, "validate_every": 100},
+    "mle": {"env": {}},
+    "searnn_sll": {"env": {"SAMPLING": "topk", "TOKENS": "5"}},
+    "searnn_sll_uniform": {"env": {"SAMPLING": "uniform", "TOKENS": "5"}},
+    "searnn_sll_policy": {"env": {"SAMPLING": "policy", "TOKENS": "5"}},
+    "searnn_sll_biased": {"env": {"SAMPLING": "biased", "TOKENS": "5"}},
+    "searnn_skl": {"env": {"SAMPLING": "biased", "TOKENS": "5"}},
     # sLL top-k 5 after 1,000 cross-entropy updates (--searnn-warmup-updates), same budget
-    "searnn_sll_warm": {"env": {"SAMPLING": "topk", "TOKENS": "5"}, "validate_every": 100,
+    "searnn_sll_warm": {"env": {"SAMPLING": "topk", "TOKENS": "5"},
                         "args": ["--searnn-warmup-updates", "1000"]},
-    "searnn_ll": {"env": {}, "validate_every": 50},
-    "searnn_kl": {"env": {}, "validate_every": 50},
+    "searnn_ll": {"env": {}},
+    "searnn_kl": {"env": {}},
 }
 
 
@@ -48,6 +49,16 @@ def parse_method(spec):
     """``METHOD`` or ``METHOD:ROLLIN:ROLLOUT`` -> ``(method, train.sh environment, run name)``."""
     method, policies, name = replication.parse_method(spec, list(METHODS))
     return method, dict(zip(("ROLLIN", "ROLLOUT"), policies)), name
+
+
+def train_extra(args, method):
+    """train.sh arguments of a run: budget and validation schedule (the same for every
+    method), then the method's own."""
+    every = str(args.validate_every)
+    return ["--stop-time-hours", str(args.minutes / 60), "--validate-interval-updates", every,
+            "--validate-interval", "1000", "--save-interval-updates", every,
+            "--keep-interval-updates", "1", "--log-interval", "50",
+            *METHODS[method].get("args", [])]
 
 
 def run_one(args, parsed, seed):
@@ -63,11 +74,7 @@ def run_one(args, parsed, seed):
         return res
     out.mkdir(parents=True, exist_ok=True)
     env = train_env(args.data, method, policy_env, out, seed)
-    every = str(METHODS[method]["validate_every"])
-    extra = ["--stop-time-hours", str(args.minutes / 60), "--validate-interval-updates", every,
-             "--validate-interval", "1000", "--save-interval-updates", every,
-             "--keep-interval-updates", "1", "--log-interval", "50",
-             *METHODS[method].get("args", [])]
+    extra = train_extra(args, method)
     start = time.time()
     replication.run_logged(["bash", HERE / "train.sh", *extra], out / "train.log", env)
     train_s = time.time() - start
@@ -145,6 +152,8 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--minutes", type=float, default=15.0, help="wall-time budget per run")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    p.add_argument("--validate-every", type=int, default=200,
+                   help="updates between validations, the same for every method")
     p.add_argument("--rescore", action="store_true",
                    help="score the finished runs' best checkpoints on test again")
     args = p.parse_args(argv)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Spelling correction: the paper's model (attention encoder-decoder, 100 units; fairseq's LSTM
-# with a bidirectional encoder stands in for the GRU), Adam 1e-3, batch 128, edit cost.
+# with a bidirectional encoder stands in for the GRU), Adam 1e-3, batch 128, gradients clipped
+# at norm 5 (the authors' code), edit cost.
 #   DATA=data/spelling-p0.3-T10 METHOD=mle|searnn_kl|searnn_ll|searnn_skl|searnn_sll \
 #   SAVE=checkpoints/spelling-mle MAX_UPDATE=20000 bash train.sh [extra fairseq-train args]
 # Validation logs searnn_edit (exact corpus edit error of greedy decoding) with the
@@ -31,7 +32,7 @@ fairseq-train "$(cat "$DATA/data-path.txt")" --user-dir "$USER_DIR" --task "$TAS
     --arch lstm --encoder-bidirectional \
     --encoder-embed-dim 100 --encoder-hidden-size 100 \
     --decoder-embed-dim 100 --decoder-hidden-size 100 --decoder-out-embed-dim 100 \
-    --dropout 0 --optimizer adam --lr 1e-3 --batch-size 128 \
+    --dropout 0 --optimizer adam --lr 1e-3 --clip-norm 5 --batch-size 128 \
     --max-update "${MAX_UPDATE:-20000}" --cpu --num-workers 0 --seed "${SEED:-1}" \
     --required-batch-size-multiple 1 \
     --save-dir "$SAVE" --no-epoch-checkpoints --log-format simple --log-interval 50 \

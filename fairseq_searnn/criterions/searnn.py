@@ -7,24 +7,29 @@ candidates (sampled from that call's detached scores), roll-outs and cost vector
 mode), then the per-cell loss summed over cells. :meth:`collect_costs` runs the search alone.
 """
 
+import logging
 import math
+from dataclasses import replace
 
 import torch
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.logging import metrics
 
-from fairseq_searnn.criterions.searnn_config import SearnnConfig, check, search_config
+from fairseq_searnn.criterions.searnn_config import SearnnConfig, alpha, check, search_config
 from fairseq_searnn.search import losses, sampling
-from fairseq_searnn.search.decoding import Decoder
-from fairseq_searnn.search.engine import Search, content
-from fairseq_searnn.search.rollin import decode_rollin
+from fairseq_searnn.search.engine import Search, content, length_bound
+from fairseq_searnn.search.rollin import greedy_decode
 from fairseq_searnn.search.rollout import prev_output_tokens
+
+logger = logging.getLogger(__name__)
 
 _SUMMED = ("loss", "nll_loss", "ntokens", "nsentences", "sample_size", "searnn_cells",
            "searnn_min_cost", "searnn_ref_cost", "searnn_rollouts", "searnn_learned_rollouts",
            "searnn_search_time", "searnn_greedy_cost", "searnn_greedy_sentences",
-           "searnn_mle_active")
+           "searnn_mle_active", "searnn_target_ref_mass", "searnn_target_entropy")
+#: full criterions on a larger candidate vocabulary get a warning (cost grows with it)
+FULL_VOCAB_WARNING = 300
 
 
 class SearnnCriterion(FairseqCriterion):
@@ -37,13 +42,24 @@ class SearnnCriterion(FairseqCriterion):
         super().__init__(task)
         tgt_dict = task.target_dictionary
         symbols = sampling.emittable_tokens if self.sampled else sampling.allowed_tokens
-        check(cfg, self.sampled, len(symbols(tgt_dict)))
+        vocab = len(symbols(tgt_dict))
+        fixed = bool(getattr(task, "fixed_length_outputs", False))
+        check(cfg, self.sampled, vocab, fixed or cfg.searnn_fixed_length)
         self.cfg = cfg
-        self.search = Search(search_config(cfg), tgt_dict)
+        self.sentence_avg = cfg.sentence_avg is True  # unresolved "${optimization...}": off
+        self.search = Search(search_config(cfg, fixed), tgt_dict)
         self.eos = tgt_dict.eos()
-        self.loss_fn = losses.get_loss(cfg.searnn_loss or self.loss_name)
-        self.alpha = cfg.searnn_alpha
+        self.target_name = cfg.searnn_loss or self.loss_name
+        self.loss_fn = losses.get_loss(self.target_name)
+        self.base_alpha = alpha(cfg)  # before any schedule
+        self.alpha = self.base_alpha
         self.mle_only = False  # set by the task during warm-up updates
+        self._described = False  # the first training batch's cost is logged once
+        if not self.sampled and vocab > FULL_VOCAB_WARNING:
+            logger.warning(
+                f"{type(self).__name__} tries all {vocab} symbols of the target dictionary at "
+                f"every cell: a roll-out each. With a vocabulary this size use the sampled "
+                f"criterions (searnn_sll / searnn_skl with --searnn-tokens K).")
 
     def set_schedule(self, rollin_ref_prob=None, alpha=None, mle_only=None):
         """Hook for tasks with schedules (``searnn_translation``), called before each step:
@@ -66,10 +82,12 @@ class SearnnCriterion(FairseqCriterion):
         return self.search.collect(model, sample, seed=torch.initial_seed())
 
     def forward(self, model, sample, reduce=True):
+        """The SeaRNN loss summed over cells (``reduce=False``: per cell, ``[B, T]``, plus the
+        token cross-entropy per target position with ``--searnn-mle-weight``)."""
         if not model.training and not self.cfg.searnn_full_valid_loss:
-            return self._cheap_valid(model, sample)
+            return self._cheap_valid(model, sample, reduce)
         if self.mle_only:
-            return self._mle(model, sample)
+            return self._mle(model, sample, reduce)
         _require_incremental(model)
         batch = self.search.roll_in(model, sample, seed=torch.initial_seed())
         net_input, pad = sample["net_input"], self.padding_idx
@@ -92,52 +110,82 @@ class SearnnCriterion(FairseqCriterion):
         if self.sampled:
             lp = losses.restrict(lp, res.mask)
         cells = res.mask.any(-1)
-        loss = self.loss_fn(lp, res.costs, res.mask, self.alpha)[cells].sum()
-        nll = _nll(gold, sample["target"], self.padding_idx)
+        tiebreak = res.tiebreak if self.target_name != "kl" else None
+        per_cell = self.loss_fn(lp, res.costs, res.mask, self.alpha, tiebreak=tiebreak)
+        per_cell = per_cell.masked_fill(~cells, 0.0)
+        tokens = _nll(gold, sample["target"], self.padding_idx, reduce=False)
+        nll = tokens.sum()
         if w > 0:
-            loss = (1 - w) * loss + w * nll
+            per_cell = _add_padded((1 - w) * per_cell, w * tokens)
+        loss = per_cell.sum() if reduce else per_cell
+        log = self._log(sample, per_cell.sum(), nll, int(cells.sum()))
+        log.update(self._search_stats(res, cells, tiebreak))
+        if not self._described:
+            self._describe(res, cells)
+        return loss, log["sample_size"], log
+
+    def _search_stats(self, res, cells, tiebreak) -> dict:
+        """Sums over the rolled-out cells for logging: costs, roll-outs and the target."""
         masked = res.costs.masked_fill(~res.mask, float("inf"))
-        log = self._log(sample, loss, nll, int(cells.sum()))
-        log.update(
+        q = losses.target(self.target_name, res.costs, res.mask, self.alpha, tiebreak)
+        return dict(
             searnn_min_cost=masked.min(-1).values[cells].sum().data,
             searnn_ref_cost=res.costs[..., 0][cells].sum().data,
             searnn_rollouts=res.stats["rollouts"],
             searnn_learned_rollouts=res.stats["learned_rollouts"],
             searnn_search_time=res.stats["search_time"],
+            searnn_target_ref_mass=q[..., 0][cells].sum().data,
+            searnn_target_entropy=losses.entropy(q)[cells].sum().data,
         )
-        return loss, log["sample_size"], log
 
-    def _mle(self, model, sample):
+    def _describe(self, res, cells) -> None:
+        """Log once what a training batch costs: cells, roll-outs, learned share."""
+        self._described = True
+        B = max(res.rollin.size(0), 1)
+        rollouts = max(res.stats["rollouts"], 1.0)
+        logger.info(
+            f"SeaRNN batch of {B} sentences: roll-in length {res.rollin.size(1)} (longest), "
+            f"{float(cells.sum()) / B:.1f} cells and {res.stats['rollouts'] / B:.1f} roll-outs "
+            f"per sentence, {100 * res.stats['learned_rollouts'] / rollouts:.0f}% of them "
+            f"decoded by the model; search {res.stats['search_time']:.2f} s")
+
+    def _mle(self, model, sample, reduce=True):
         """Token cross-entropy on the gold target (warm-up updates)."""
         lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
-        nll = _nll(lprobs.float(), sample["target"], self.padding_idx)
+        tokens = _nll(lprobs.float(), sample["target"], self.padding_idx, reduce=False)
+        nll = tokens.sum()
         log = self._log(sample, nll, nll, sample["ntokens"])
         log["searnn_mle_active"] = log["nsentences"]
-        return nll, sample["ntokens"], log
+        return (nll if reduce else tokens), log["sample_size"], log
 
-    def _cheap_valid(self, model, sample):
-        """Validation: gold NLL (as ``loss``) and the cost of the greedy roll-in."""
+    def _cheap_valid(self, model, sample, reduce=True):
+        """Validation: gold NLL (as ``loss``) and the cost of the greedy decoding (bounded by
+        the source as fairseq-generate: ``--rollout-max-len-a/-b``, default 0 / 200)."""
         _require_incremental(model)
-        lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
-        nll = _nll(lprobs.float(), sample["target"], self.padding_idx)
-        log = self._log(sample, nll, nll, sample["ntokens"])
-        s = self.search
-        encoder_out = model.encoder.forward_torchscript(sample["net_input"])
-        src_len = sample["net_input"]["src_lengths"]
-        max_len = (s.cfg.max_len_a * src_len.double() + s.cfg.max_len_b).long()
-        hyp = decode_rollin(Decoder(model, encoder_out, self.padding_idx, self.eos), max_len,
-                            None, 0.0, None)
         pad = self.padding_idx
-        cost = s.cost_fn(content(hyp, pad, self.eos), content(sample["target"], pad, self.eos),
-                         pad)
+        lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
+        tokens = _nll(lprobs.float(), sample["target"], pad, reduce=False)
+        nll = tokens.sum()
+        log = self._log(sample, nll, nll, sample["ntokens"])
+        s, ref = self.search, content(sample["target"], pad, self.eos)
+        src_len = sample["net_input"]["src_lengths"].to(ref.device)
+        cfg = s.cfg
+        if not cfg.fixed_length and cfg.max_len_a is None and cfg.max_len_b is None:
+            cfg = replace(cfg, max_len_b=200)  # not the training bound: it reads the target
+        hyp = greedy_decode(model, sample["net_input"], length_bound(cfg, src_len, ref.ne(
+            pad).sum(1)), pad, self.eos, fixed_length=cfg.fixed_length)
+        cost = s.cost_fn(content(hyp, pad, self.eos), ref, pad)
         log.update(searnn_greedy_cost=cost.sum().data, searnn_greedy_sentences=cost.numel())
-        return nll, sample["ntokens"], log
+        return (nll if reduce else tokens), log["sample_size"], log
 
-    def _log(self, sample, loss, nll, sample_size):
+    def _log(self, sample, loss, nll, cells):
+        """Logging output; ``sample_size`` is ``cells`` (cells, or target tokens outside the
+        SeaRNN loss) or, with ``--sentence-avg``, the number of sentences."""
+        nsentences = sample["target"].size(0)
         log = dict.fromkeys(_SUMMED, 0)
         log.update(loss=loss.data, nll_loss=nll.data, ntokens=sample["ntokens"],
-                   nsentences=sample["target"].size(0), sample_size=sample_size,
-                   searnn_cells=sample_size)
+                   nsentences=nsentences, searnn_cells=cells,
+                   sample_size=nsentences if self.sentence_avg else cells)
         return log
 
     @staticmethod
@@ -151,6 +199,10 @@ class SearnnCriterion(FairseqCriterion):
         if total["searnn_rollouts"] > 0:
             metrics.log_scalar("min_cost", total["searnn_min_cost"] / cells, cells, round=4)
             metrics.log_scalar("ref_cost", total["searnn_ref_cost"] / cells, cells, round=4)
+            metrics.log_scalar("target_ref_mass", total["searnn_target_ref_mass"] / cells, cells,
+                               round=3)
+            metrics.log_scalar("target_entropy", total["searnn_target_entropy"] / cells, cells,
+                               round=3)
             rollouts = total["searnn_rollouts"]
             metrics.log_scalar("learned_share", total["searnn_learned_rollouts"] / rollouts,
                                rollouts, round=3)
@@ -185,10 +237,19 @@ def _teacher_forced(model, net_input, prevs, pad):
     return [lprobs[:, i, : p.size(1)] for i, p in enumerate(prevs)]
 
 
-def _nll(lprobs, target, pad):
-    """Summed token NLL of ``target: [B, T]`` under ``lprobs: [B, T, V]``, pad ignored."""
+def _nll(lprobs, target, pad, reduce=True):
+    """Token NLL of ``target: [B, T]`` under ``lprobs: [B, T, V]``, pad ignored: summed, or
+    ``[B, T]`` (0 at pad)."""
     nll = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    return nll.masked_fill(target.eq(pad), 0.0).sum()
+    nll = nll.masked_fill(target.eq(pad), 0.0)
+    return nll.sum() if reduce else nll
+
+
+def _add_padded(x, y):
+    """``x: [B, Tx] + y: [B, Ty]``, the shorter right-padded with zeros: ``[B, max]``."""
+    width = max(x.size(1), y.size(1))
+    return (torch.nn.functional.pad(x, (0, width - x.size(1)))
+            + torch.nn.functional.pad(y, (0, width - y.size(1))))
 
 
 def _require_incremental(model):

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from omegaconf import II
 
 from fairseq_searnn import costs
 from fairseq_searnn.search import engine, reference, sampling
@@ -27,14 +28,23 @@ class SearnnConfig(FairseqDataclass):
     rollout_ref_prob: float = field(
         default=0.5, metadata={"help": "mixed roll-out: probability of a reference roll-out"})
     rollout_mix_granularity: ChoiceEnum(engine.MIX_GRANULARITIES) = field(
-        default="rollout", metadata={"help": "mixed roll-out: draw the policy per roll-out or "
-                                     "once per sentence"})
+        default="sentence", metadata={"help": "mixed roll-out: draw the policy once per "
+                                      "sentence (the authors' code: all candidates finished "
+                                      "alike), once per cell, or per roll-out"})
     rollout_focused_steps: int = field(
         default=3, metadata={"help": "focused roll-out: learned steps before the reference"})
-    rollout_max_len_a: float = field(
-        default=0.0, metadata={"help": "learned roll-in/roll-outs hold at most "
-                               "int(a * src_len + b) content tokens"})
-    rollout_max_len_b: int = field(default=200, metadata={"help": "see --rollout-max-len-a"})
+    rollout_max_len_a: Optional[float] = field(
+        default=None, metadata={"help": "training: learned roll-in/roll-outs hold at most "
+                                "int(a * src_len + b) content tokens (unset a: 0, unset b: "
+                                "200); both unset: int(1.5 * reference length) + 5"})
+    rollout_max_len_b: Optional[int] = field(
+        default=None, metadata={"help": "see --rollout-max-len-a"})
+    searnn_fixed_length: bool = field(
+        default=False, metadata={"help": "fixed-length outputs (one per input symbol, e.g. "
+                                 "OCR): learned roll-ins and roll-outs hold exactly the "
+                                 "reference's length, EOS is a candidate only at the end; "
+                                 "on by default with a task that declares fixed-length "
+                                 "outputs (ocr)"})
     rollout_batch_size: int = field(
         default=1024, metadata={"help": "learned roll-outs decoded together (rows per chunk; "
                                 "bounds the memory of the roll-outs)"})
@@ -54,9 +64,10 @@ class SearnnConfig(FairseqDataclass):
         default=0, metadata={"help": "topk-neighbors: reference tokens within +-W positions"})
     searnn_cells: int = field(
         default=0, metadata={"help": "cells rolled out per sentence, drawn uniformly (0: all)"})
-    searnn_alpha: float = field(
-        default=1.0, metadata={"help": "KL: target distribution softmax(-alpha * cost); "
-                               "llcas/hinge: cost scale"})
+    searnn_alpha: Optional[float] = field(
+        default=None, metadata={"help": "KL: target distribution softmax(-alpha * cost); "
+                                "llcas/hinge: cost scale. Default per cost: 200 for the BLEU "
+                                "costs (the authors' NMT setting), 50 for hamming / edit"})
     searnn_loss: Optional[ChoiceEnum(["llcas", "hinge"])] = field(
         default=None, metadata={"help": "replace LL/KL by an appendix loss (C.1)"})
     searnn_mle_weight: float = field(
@@ -64,9 +75,22 @@ class SearnnConfig(FairseqDataclass):
     searnn_full_valid_loss: bool = field(
         default=False, metadata={"help": "validate with the full SeaRNN loss (default: gold "
                                  "NLL and the greedy roll-in's cost)"})
+    sentence_avg: bool = II("optimization.sentence_avg")
 
 
-def check(cfg: SearnnConfig, sampled: bool, vocab: int) -> None:
+#: the default alpha of each cost (--searnn-alpha unset)
+DEFAULT_ALPHA = {"bleu": 200.0, "bleu1": 200.0, "bleu-smooth-all": 200.0, "hamming": 50.0,
+                 "edit": 50.0}
+
+
+def alpha(cfg: SearnnConfig) -> float:
+    """``--searnn-alpha``, or the default of ``--searnn-cost``."""
+    if cfg.searnn_alpha is not None:
+        return float(cfg.searnn_alpha)
+    return DEFAULT_ALPHA[str(cfg.searnn_cost)]
+
+
+def check(cfg: SearnnConfig, sampled: bool, vocab: int, fixed_length: bool = False) -> None:
     """Raise ``ValueError`` naming the option for any invalid value or combination."""
     def fail(msg):
         raise ValueError(msg)
@@ -76,7 +100,7 @@ def check(cfg: SearnnConfig, sampled: bool, vocab: int) -> None:
     for name in ("rollin_ref_prob", "rollout_ref_prob", "searnn_mle_weight"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}")
-    if cfg.searnn_alpha <= 0:
+    if cfg.searnn_alpha is not None and cfg.searnn_alpha <= 0:
         fail(f"--searnn-alpha must be > 0, got {cfg.searnn_alpha}")
     if cfg.searnn_sampling_temperature <= 0:
         fail("--searnn-sampling-temperature must be > 0")
@@ -95,15 +119,19 @@ def check(cfg: SearnnConfig, sampled: bool, vocab: int) -> None:
         fail("--searnn-cells must be >= 0 (0: every cell)")
     if cfg.rollout_batch_size <= 0:
         fail("--rollout-batch-size must be > 0")
-    if cfg.rollout_max_len_b < 0 or cfg.rollout_max_len_a < 0:
+    if (cfg.rollout_max_len_b or 0) < 0 or (cfg.rollout_max_len_a or 0) < 0:
         fail("--rollout-max-len-a/-b must be >= 0")
+    if fixed_length and str(cfg.searnn_reference) != "copy":
+        fail("fixed-length outputs (--searnn-fixed-length, or the task's) need "
+             "--searnn-reference copy: a best suffix changes the length")
     if cfg.rollout == "focused" and cfg.rollout_focused_steps < 1:
         fail("--rollout-focused-steps must be >= 1")
 
 
 
-def search_config(cfg: SearnnConfig) -> "engine.SearchConfig":
-    """The engine's plain settings from the criterion's options."""
+def search_config(cfg: SearnnConfig, fixed_length: bool = False) -> "engine.SearchConfig":
+    """The engine's plain settings from the criterion's options (``fixed_length``: also when
+    the task declares fixed-length outputs)."""
     return engine.SearchConfig(
         cost=cfg.searnn_cost, rollin=cfg.rollin, rollin_ref_prob=cfg.rollin_ref_prob,
         rollout=cfg.rollout, rollout_ref_prob=cfg.rollout_ref_prob,
@@ -114,4 +142,5 @@ def search_config(cfg: SearnnConfig) -> "engine.SearchConfig":
         sampling_temperature=cfg.searnn_sampling_temperature, neighbors=cfg.searnn_neighbors,
         cells=cfg.searnn_cells, max_len_a=cfg.rollout_max_len_a,
         max_len_b=cfg.rollout_max_len_b, rollout_batch_size=cfg.rollout_batch_size,
+        fixed_length=fixed_length or cfg.searnn_fixed_length,
     )

@@ -22,13 +22,16 @@ class Decoder:
         model: the encoder-decoder model (in eval mode, called under ``torch.no_grad``).
         encoder_out: the encoder output for the ``B`` sentences of the batch.
         pad, eos: the target dictionary's special ids.
+        fixed_length: never choose EOS (fixed-length outputs: every decoding then runs to its
+            ``max_len``, where EOS is forced).
     """
 
-    def __init__(self, model, encoder_out, pad: int, eos: int):
+    def __init__(self, model, encoder_out, pad: int, eos: int, fixed_length: bool = False):
         self.model = model
         self.encoder_out = encoder_out
         self.pad = pad
         self.eos = eos
+        self.fixed_length = fixed_length
 
     def encoder_rows(self, index: Tensor):
         """Encoder output for rows ``index: [R]`` (sentence of each row)."""
@@ -37,10 +40,13 @@ class Decoder:
     def step(self, prefix: Tensor, state: IncrementalState, encoder_out) -> Tensor:
         """Feed the last token of ``prefix: [R, L]`` (the full prefix, BOS=EOS first: a
         Transformer takes positions from its length); returns float scores ``[R, V]`` for the
-        next token, pad masked to ``-inf``. Updates ``state`` in place."""
+        next token, pad (and EOS with ``fixed_length``) masked to ``-inf``. Updates ``state``
+        in place."""
         out, _ = self.model.decoder(prefix, encoder_out=encoder_out, incremental_state=state)
         scores = out[:, -1, :].float()
         scores[:, self.pad] = float("-inf")
+        if self.fixed_length:
+            scores[:, self.eos] = float("-inf")
         return scores
 
     def reorder(self, state: IncrementalState, index: Tensor, rows: int) -> IncrementalState:

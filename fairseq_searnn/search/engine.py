@@ -39,8 +39,12 @@ from fairseq_searnn.search.rollout import (
 )
 
 ROLLOUTS = ("reference", "learned", "mixed", "focused")
-MIX_GRANULARITIES = ("rollout", "sentence")
-_STREAM_ROLLOUT = 31
+#: mixed roll-outs: one policy draw per sentence (the authors' code), per cell, or per roll-out
+MIX_GRANULARITIES = ("sentence", "cell", "rollout")
+#: without ``max_len_a/b``, learned roll-ins and roll-outs hold at most
+#: ``int(REF_LEN_A * |y|) + REF_LEN_B`` content tokens (``|y|``: the reference's length)
+REF_LEN_A, REF_LEN_B = 1.5, 5
+_STREAM_ROLLOUT, _STREAM_TIES = 31, 32
 
 
 @dataclass
@@ -52,7 +56,7 @@ class SearchConfig:
     rollin_ref_prob: float = 0.0
     rollout: str = "reference"
     rollout_ref_prob: float = 0.5
-    rollout_mix_granularity: str = "rollout"
+    rollout_mix_granularity: str = "sentence"
     rollout_focused_steps: int = 1
     reference: str = "copy"
     reference_cost: Optional[str] = None  # best-suffix selection cost; None = ``cost``
@@ -60,10 +64,27 @@ class SearchConfig:
     token_sampling: str = "topk"
     sampling_temperature: float = 2.0
     neighbors: int = 0
-    cells: int = 0  # 0: every cell
-    max_len_a: float = 0.0
-    max_len_b: int = 200
+    cells: int = 0  # drawn per sentence, + the EOS cell and the one before; 0: every cell
+    # learned roll-ins / roll-outs hold at most int(a * src_len + b) content tokens when either
+    # is set (the other then defaults to fairseq-generate's a = 0 / b = 200); None and None:
+    # int(REF_LEN_A * |y|) + REF_LEN_B, |y| the reference's length
+    max_len_a: Optional[float] = None
+    max_len_b: Optional[int] = None
+    fixed_length: bool = False  # exactly |y| content tokens; EOS only at the EOS cell
     rollout_batch_size: int = 1024
+
+
+def length_bound(cfg: SearchConfig, src_lengths: Tensor, ref_lengths: Tensor) -> Tensor:
+    """``[B]`` content tokens a learned roll-in or roll-out may hold (:class:`SearchConfig`):
+    ``|y|`` with ``fixed_length``, ``int(a * src_len + b)`` when ``max_len_a`` or ``max_len_b``
+    is set, else ``int(REF_LEN_A * |y|) + REF_LEN_B``."""
+    if cfg.fixed_length:
+        return ref_lengths.long()
+    if cfg.max_len_a is None and cfg.max_len_b is None:
+        return (REF_LEN_A * ref_lengths.double()).long() + REF_LEN_B
+    a = cfg.max_len_a if cfg.max_len_a is not None else 0.0
+    b = cfg.max_len_b if cfg.max_len_b is not None else 200
+    return (a * src_lengths.double() + b).long().clamp(min=0)
 
 
 @dataclass
@@ -84,11 +105,23 @@ class SearchResult:
     stats: Dict[str, float] = field(default_factory=dict)
     #: with ``keep_hypotheses``: ``(entries [N, 3] of (b, t, k), hypotheses [N, L])``
     hypotheses: Optional[Tuple[Tensor, Tensor]] = None
+    #: ``[B]`` the sentences' random keys (the tie-breaking draws derive from them)
+    keys: Optional[Tensor] = None
 
     @property
     def cells(self) -> Tensor:
         """``[B, T]`` cells that were rolled out."""
         return self.mask.any(2)
+
+    @property
+    def tiebreak(self) -> Optional[Tensor]:
+        """``[B, T, K]`` uniform draws keyed by (sentence, cell, candidate token), for breaking
+        ties of the minimum cost uniformly at random (:func:`losses.best_candidate`)."""
+        if self.keys is None:
+            return None
+        T = self.candidates.size(1)
+        t = torch.arange(T, device=self.candidates.device).view(1, T, 1)
+        return keyed_random.uniform(self.keys.view(-1, 1, 1), _STREAM_TIES, t, self.candidates)
 
 
 def content(tokens: Tensor, pad: int, eos: int) -> Tensor:
@@ -178,8 +211,9 @@ class Search:
         keys = keyed_random.hash_keys(seed, ids.to(device))
         ref = content(target, pad, eos)
         src_lengths = net_input["src_lengths"].to(device)
-        max_len = (cfg.max_len_a * src_lengths.double() + cfg.max_len_b).long().clamp(min=0)
-        batch = RolledIn(model, net_input, pad, eos, target, keys, ref, max_len, clock)
+        max_len = length_bound(cfg, src_lengths, ref.ne(pad).sum(1))
+        batch = RolledIn(model, net_input, pad, eos, target, keys, ref, max_len, clock,
+                         cfg.fixed_length)
         if cfg.rollin != "reference":
             # snapshots of the roll-in's decoder states, forked by the learned roll-outs
             states = [] if self.needs_states else None
@@ -239,7 +273,7 @@ class Search:
                  "reused_rollouts": float(n_reused),
                  "search_time": clock.total, **clock.laps}
         kept = (torch.stack([b, t, k], 1), hyp) if keep_hypotheses else None
-        return SearchResult(rollin, cand, costs.view(-1, T, K), mask, stats, kept)
+        return SearchResult(rollin, cand, costs.view(-1, T, K), mask, stats, kept, keys)
 
     def _rollin(self, decoder, ref, max_len, keys, ref_prob, states=None):
         """Learned (``ref_prob = 0``, greedy) or mixed roll-in: ``[B, T]``."""
@@ -268,6 +302,10 @@ class Search:
             cand, mask = sampling.sampled_candidates(
                 ref_act, lprobs, self.drawable, cfg.token_sampling, cfg.tokens, batch.keys, eos,
                 cfg.sampling_temperature, ref, ref.ne(pad).sum(1), cfg.neighbors)
+        if cfg.fixed_length:  # EOS is the only action at the EOS cell, and only there
+            at_end = torch.arange(cand.size(1), device=cand.device).unsqueeze(0).ge(
+                ref.ne(pad).sum(1, keepdim=True))
+            mask = mask & cand.eq(eos).eq(at_end.unsqueeze(2))
         return cand, mask & cell_mask.unsqueeze(2)
 
     def _learned_entries(self, keys, b, t, k, K) -> Tensor:
@@ -278,8 +316,10 @@ class Search:
             return torch.ones(n, dtype=torch.bool, device=b.device)
         if cfg.rollout == "reference":
             return torch.zeros(n, dtype=torch.bool, device=b.device)
-        if cfg.rollout_mix_granularity == "sentence":
+        if cfg.rollout_mix_granularity == "sentence":  # every candidate of every cell alike
             u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT)
+        elif cfg.rollout_mix_granularity == "cell":  # the candidates of a cell alike
+            u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT, t)
         else:
             u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT, t * K + k)
         return u.ge(cfg.rollout_ref_prob)
@@ -291,13 +331,16 @@ class RolledIn:
     ``[B]`` per-sentence random keys; ref: ``[B, Lr]`` reference content; max_len: ``[B]``
     content tokens allowed per sentence; greedy: whether the roll-in is the model's greedy
     decoding (learned roll-in); rollin_states: the roll-in's decoder state at every cell, when
-    kept (:func:`decode_rollin`). The encoder output is computed on first use.
+    kept (:func:`decode_rollin`); fixed_length: decodings never choose EOS. The encoder output
+    is computed on first use.
     """
 
-    def __init__(self, model, net_input, pad, eos, rollin, keys, ref, max_len, clock):
+    def __init__(self, model, net_input, pad, eos, rollin, keys, ref, max_len, clock,
+                 fixed_length=False):
         self.model, self.net_input, self.pad, self.eos = model, net_input, pad, eos
         self.rollin, self.keys, self.ref, self.max_len, self.clock = (rollin, keys, ref,
                                                                       max_len, clock)
+        self.fixed_length = fixed_length
         self.greedy = False
         self.rollin_states = None
         self._decoder: Optional[Decoder] = None
@@ -308,7 +351,8 @@ class RolledIn:
         if self._decoder is None:
             with _eval(self.model), torch.no_grad():
                 encoder_out = self.model.encoder.forward_torchscript(self.net_input)
-            self._decoder = Decoder(self.model, encoder_out, self.pad, self.eos)
+            self._decoder = Decoder(self.model, encoder_out, self.pad, self.eos,
+                                    fixed_length=self.fixed_length)
         return self._decoder
 
 

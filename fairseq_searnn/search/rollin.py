@@ -1,4 +1,5 @@
-"""Roll-in policies: reference (the target), learned (greedy) and mixed (per step)."""
+"""Roll-in policies: reference (the target), learned (greedy) and mixed (per step); greedy
+decoding of a batch (:func:`greedy_decode`, for validation and evaluation)."""
 
 from typing import Callable, List, Optional
 
@@ -70,3 +71,21 @@ def decode_rollin(
             break
         prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)
     return out[:, : s + 1]
+
+
+@torch.no_grad()
+def greedy_decode(model, net_input, max_len: Tensor, pad: int, eos: int,
+                  fixed_length: bool = False) -> Tensor:
+    """Greedy decoding of a batch by ``model`` (its current mode; no grad).
+
+    Args:
+        net_input: the batch's ``net_input`` (fairseq's encoder inputs).
+        max_len: ``[B]`` content tokens allowed per sentence, on the model's device; EOS is
+            forced there.
+        fixed_length: exactly ``max_len`` content tokens (EOS never chosen before).
+    Returns: ``[B, T]`` EOS-terminated hypotheses, pad after.
+    """
+    encoder_out = model.encoder.forward_torchscript(net_input)
+    decoder = Decoder(model, encoder_out, pad, eos, fixed_length=fixed_length)
+    return decode_rollin(decoder, max_len, None, 0.0, None)
+

@@ -44,11 +44,16 @@ def emittable_tokens(dictionary) -> Tensor:
 
 
 def sample_cells(cell_mask: Tensor, num_cells: int, keys: Tensor) -> Tensor:
-    """Choose ``num_cells`` cells per sentence uniformly without replacement.
+    """Choose ``num_cells`` cells per sentence uniformly without replacement, plus the last two.
+
+    As the authors' code, the cell of EOS and the last cell before it are always rolled out
+    (added when not drawn): a sentence gets ``num_cells`` to ``num_cells + 2`` cells, all of
+    them when it has at most ``num_cells + 2``.
 
     Args:
-        cell_mask: ``[B, T]`` the sentence's cells (roll-in positions 0..len, EOS cell incl.).
-        num_cells: cells per sentence; 0 keeps them all.
+        cell_mask: ``[B, T]`` the sentence's cells, a left-aligned run (roll-in positions
+            0..len, EOS cell incl.).
+        num_cells: cells drawn per sentence; 0 keeps them all.
         keys: ``[B]`` int64 per-sentence random keys.
     Returns: ``[B, T]`` bool, the cells to roll out.
     """
@@ -61,7 +66,9 @@ def sample_cells(cell_mask: Tensor, num_cells: int, keys: Tensor) -> Tensor:
     chosen = u.topk(num_cells, dim=1, largest=False).indices
     out = torch.zeros_like(cell_mask)
     out.scatter_(1, chosen, True)
-    return out & cell_mask
+    eos_cell = cell_mask.sum(1, keepdim=True) - 1  # [B, 1]
+    last_two = (t.unsqueeze(0) >= eos_cell - 1) & (t.unsqueeze(0) <= eos_cell)
+    return (out | last_two) & cell_mask
 
 
 def full_candidates(ref_action: Tensor, allowed: Tensor):

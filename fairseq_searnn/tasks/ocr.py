@@ -4,9 +4,14 @@ Source: one 128-pixel vector per letter (``src_tokens: FloatTensor[B, L, 128]``,
 with ``src_lengths``); target: the word's letters, EOS-terminated like fairseq's
 ``LanguagePairDataset``. Splits: ``test`` = fold ``--ocr-test-fold``, ``valid`` = fold
 ``--ocr-valid-fold``, ``train`` = the other folds. The target dictionary is the 26 letters
-a-z (built, never read from disk, so fairseq-generate rebuilds the same ids). With
-``--ocr-eval-hamming``, validation also decodes greedily and logs ``hamming``: total Hamming
-errors / total characters x 100 (the paper's metric), usable as ``--best-checkpoint-metric``.
+a-z (built, never read from disk, so fairseq-generate rebuilds the same ids).
+
+Outputs have fixed length, one letter per input image (``fixed_length_outputs``, as the authors'
+code): the SeaRNN criterions then roll in and out exactly ``|y|`` letters, and with
+``--ocr-eval-hamming`` validation decodes greedily exactly as many letters as the input has
+(EOS never chosen before) and logs ``hamming``: total Hamming errors / total characters x 100
+(the paper's metric), usable as ``--best-checkpoint-metric``. ``--ocr-free-length`` lets the
+model choose where to stop instead (fairseq's generator, at most ``src_len + b`` letters).
 """
 
 import logging
@@ -23,6 +28,7 @@ from fairseq.tasks import FairseqTask, register_task
 
 from fairseq_searnn import costs
 from fairseq_searnn.data import ocr
+from fairseq_searnn.search.rollin import greedy_decode
 
 logger = logging.getLogger(__name__)
 MAX_POSITIONS = 1024
@@ -41,10 +47,13 @@ class OcrConfig(FairseqDataclass):
     ocr_eval_hamming: bool = field(
         default=False, metadata={"help": "validation: greedy decoding, log the Hamming error "
                                  "'hamming' (errors / characters x 100)"})
+    ocr_free_length: bool = field(
+        default=False, metadata={"help": "outputs of free length: the model chooses where to "
+                                 "stop (default: exactly one letter per input image)"})
     ocr_eval_max_len_b: int = field(
-        default=5, metadata={"help": "--ocr-eval-hamming: at most (letters of the batch's "
-                             "longest source + b) output letters, like fairseq-generate "
-                             "--max-len-a 1 --max-len-b b"})
+        default=5, metadata={"help": "--ocr-free-length --ocr-eval-hamming: at most (letters "
+                             "of the batch's longest source + b) output letters, like "
+                             "fairseq-generate --max-len-a 1 --max-len-b b"})
 
 
 class OcrDataset(FairseqDataset):
@@ -156,6 +165,11 @@ class OcrTask(FairseqTask):
         kwargs["required_batch_size_multiple"] = 1
         return super().get_batch_iterator(dataset, **kwargs)
 
+    @property
+    def fixed_length_outputs(self) -> bool:
+        """One letter per input image (read by the SeaRNN criterions)."""
+        return not self.cfg.ocr_free_length
+
     def max_positions(self):
         return (MAX_POSITIONS, MAX_POSITIONS)
 
@@ -169,21 +183,29 @@ class OcrTask(FairseqTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.ocr_eval_hamming:
+        if self.cfg.ocr_eval_hamming and self.cfg.ocr_free_length:
             gen = Namespace(beam=1, max_len_a=1, max_len_b=self.cfg.ocr_eval_max_len_b)
             self.sequence_generator = self.build_generator([model], gen)
         return model
 
-    def hamming(self, generator, model, sample):
-        """Greedy Hamming errors and reference characters of ``sample``: ``(int, int)``."""
-        hyps = self.inference_step(generator, [model], sample)
+    def decode(self, model, sample):
+        """Greedy outputs ``[B, L]`` (letters, pad after): exactly one letter per input image,
+        or with ``--ocr-free-length`` fairseq's generator's choice."""
         pad, eos = self.tgt_dict.pad(), self.tgt_dict.eos()
+        if not self.cfg.ocr_free_length:
+            with torch.no_grad():
+                out = greedy_decode(model, sample["net_input"], sample["net_input"][
+                    "src_lengths"], pad, eos, fixed_length=True)
+            return out.masked_fill(out.eq(eos), pad)
+        hyps = self.inference_step(self.sequence_generator, [model], sample)
+        return data_utils.collate_tokens([_letters(h[0]["tokens"], pad, eos) for h in hyps],
+                                         pad)
 
-        def letters(tokens):
-            return tokens[tokens.ne(pad) & tokens.ne(eos)]
-
-        hyp = data_utils.collate_tokens([letters(h[0]["tokens"]) for h in hyps], pad)
-        ref = data_utils.collate_tokens([letters(t) for t in sample["target"]], pad)
+    def hamming(self, model, sample):
+        """Greedy Hamming errors and reference characters of ``sample``: ``(int, int)``."""
+        pad, eos = self.tgt_dict.pad(), self.tgt_dict.eos()
+        hyp = self.decode(model, sample)
+        ref = data_utils.collate_tokens([_letters(t, pad, eos) for t in sample["target"]], pad)
         ref_len = costs.lengths(ref, pad)
         errors = costs.get_cost("hamming")(hyp, ref, pad) * ref_len.clamp(min=1)
         return int(errors.round().sum()), int(ref_len.sum())
@@ -191,8 +213,7 @@ class OcrTask(FairseqTask):
     def valid_step(self, sample, model, criterion):
         loss, sample_size, log = super().valid_step(sample, model, criterion)
         if self.cfg.ocr_eval_hamming:
-            log["_ocr_errors"], log["_ocr_chars"] = self.hamming(
-                self.sequence_generator, model, sample)
+            log["_ocr_errors"], log["_ocr_chars"] = self.hamming(model, sample)
         return loss, sample_size, log
 
     def reduce_metrics(self, logging_outputs, criterion):
@@ -204,3 +225,8 @@ class OcrTask(FairseqTask):
             metrics.log_scalar("_ocr_chars", chars)
             metrics.log_derived("hamming", lambda m: round(
                 100.0 * m["_ocr_errors"].sum / max(m["_ocr_chars"].sum, 1), 2))
+
+
+def _letters(tokens, pad, eos):
+    """The letters of a 1-D token tensor (pad and EOS dropped)."""
+    return tokens[tokens.ne(pad) & tokens.ne(eos)]

@@ -59,7 +59,7 @@ class SearnnTranslationTask(TranslationTask):
         return {
             "rollin_ref_prob": config.rollin_ref_prob(self.cfg, criterion.cfg.rollin_ref_prob,
                                                       self.epoch, update_num),
-            "alpha": config.alpha(self.cfg, criterion.cfg.searnn_alpha, self.epoch),
+            "alpha": config.alpha(self.cfg, criterion.base_alpha, self.epoch),
             "mle_only": config.warming_up(self.cfg, update_num),
         }
 
