@@ -25,6 +25,20 @@ def train_updates(log_text):
     return int(found[-1]) if found else 0
 
 
+def stop_reason(log_text):
+    """Why a fairseq-train run ended: ``patience`` (validation stopped improving), ``cap``
+    (``--stop-time-hours``), ``max-update`` / ``max-epoch``, or ``unknown``."""
+    if "early stop since valid performance hasn't improved" in log_text:
+        return "patience"
+    if "stop_time_hours" in log_text and "Stopping training due to" in log_text:
+        return "cap"
+    if "Stopping training due to num_updates" in log_text:
+        return "max-update"
+    if "done training" in log_text:
+        return "max-epoch"
+    return "unknown"
+
+
 def run_logged(cmd, log, env=None):
     """Run ``cmd`` with stdout and stderr in ``log``; raise with the log's tail on failure."""
     print("+ " + " ".join(str(c) for c in cmd), flush=True)

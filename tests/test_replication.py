@@ -149,3 +149,21 @@ def test_multi30k_seed_means_skip_what_they_are_told():
     text = agg.markdown(table)
     assert "| searnn | 2, 3 | 1: 300, 2: 290, 3: 310 | 2.00 | 24.50 ± 0.71 | 22.50 ± 0.71 (-2.00)" \
         in text
+
+
+def test_stop_reason_and_the_ocr_protocol():
+    """The converged-runs protocol: patience in updates becomes fairseq's --patience in
+    validations (the same for every method), and the log tells patience from the cap."""
+    import argparse
+
+    driver = helpers.load_example("ocr", "replicate")
+    args = argparse.Namespace(validate_every=100, patience_updates=3000, cap_minutes=90)
+    argv = driver.schedule_args(args)
+    assert argv[argv.index("--patience") + 1] == "30"
+    assert argv[argv.index("--validate-interval-updates") + 1] == "100"
+    assert float(argv[argv.index("--stop-time-hours") + 1]) == 1.5
+    assert replication.stop_reason("x | early stop since valid performance hasn't improved "
+                                   "for last 30 runs\ndone training") == "patience"
+    assert replication.stop_reason("Stopping training due to cumulative_training_time: 1.6 > "
+                                   "stop_time_hours: 1.5 hour(s)\ndone training") == "cap"
+    assert replication.stop_reason("done training in 3.0 seconds") == "max-epoch"

@@ -1,15 +1,20 @@
-"""OCR table: methods × seeds, each trained for the same wall time, scored on the test fold.
+"""OCR table: methods × seeds, each trained until validation stops improving (or a wall-time
+cap), scored on the test fold.
 
     python examples/ocr/replicate.py --data ../shared/data/ocr/letter.data.gz --out runs/ocr \
-        [--methods mle skl kl:reference:learned] [--seeds 1 2 3] [--minutes 12] [--jobs 1] \
-        [-- fairseq-train args]
+        [--methods mle kl kl:reference:learned] [--seeds 1 2 3] [--cap-minutes 90] \
+        [--patience-updates 3000] [--validate-every 100] [--jobs 2] [-- fairseq-train args]
 
 Each run is ``run.py METHOD`` (the paper's GRU 128, SGD at a constant 0.5, batches of 64
-words, Hamming cost; best checkpoint by the greedy Hamming error of validation fold 1, scored
-on test fold 0) stopped by fairseq's ``--stop-time-hours`` after ``--minutes``, one torch
-thread per run, ``--jobs`` runs at a time, with gradients clipped at norm 5 (the authors' code;
-``--clip-norm``). Writes ``OUT/summary.md``, ``OUT/summary.json`` (every run's validation
-curve) and ``OUT/curves.png``; runs whose ``result.json`` exists are not run again.
+words, Hamming cost, fixed-length outputs; best checkpoint by the greedy Hamming error of
+validation fold 1, scored on test fold 0), one torch thread per run, ``--jobs`` runs at a time,
+gradients clipped at norm 5 (the authors' code; ``--clip-norm``). The protocol is the same for
+every method: validation every ``--validate-every`` updates; a run stops when its validation
+error has not improved for ``--patience-updates`` updates ("patience") or after
+``--cap-minutes`` of wall time ("cap": not converged, a bound on what it reaches). Writes
+``OUT/summary.md``, ``OUT/summary.json`` (every run's validation curve, updates, wall time and
+stop reason) and ``OUT/curves.png`` (validation error against updates and against wall time);
+runs whose ``result.json`` exists are not run again.
 """
 
 import argparse
@@ -33,6 +38,16 @@ def parse_method(spec):
     return method, options, name
 
 
+def schedule_args(args):
+    """fairseq-train arguments of the protocol, the same for every method: validation (and the
+    best checkpoint) every ``validate_every`` updates, patience in updates, wall-time cap."""
+    every = str(args.validate_every)
+    patience = max(1, -(-args.patience_updates // args.validate_every))  # in validations
+    return ["--validate-interval-updates", every, "--validate-interval", "100000",
+            "--save-interval-updates", every, "--keep-interval-updates", "1",
+            "--patience", str(patience), "--stop-time-hours", f"{args.cap_minutes / 60:.4f}"]
+
+
 def run_one(args, parsed, seed):
     method, policy_args, name = parsed
     out = args.out / f"{name}-seed{seed}"
@@ -43,8 +58,7 @@ def run_one(args, parsed, seed):
                "--out", out,
                "--seed", str(seed), "--max-epoch", "100000", "--alpha", str(args.alpha),
                "--tokens", str(args.tokens), "--sampling", args.sampling, "--",
-               "--stop-time-hours", f"{args.minutes / 60:.4f}",
-               "--clip-norm", str(args.clip_norm), *args.extra]
+               *schedule_args(args), "--clip-norm", str(args.clip_norm), *args.extra]
         replication.run_logged(cmd, out / "run.log",
                                dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
     res = json.loads(result.read_text())
@@ -52,6 +66,7 @@ def run_one(args, parsed, seed):
     updates = replication.train_updates(text)
     curve = replication.valid_curve(text, "hamming")
     return {"method": name, "seed": seed, "updates": updates,
+            "stop": replication.stop_reason(text),
             "train_wall_s": res["train_wall_s"], "s_per_update": res["train_wall_s"] / updates,
             "valid_curve": curve, "best_valid_hamming": min((v for _, v in curve), default=None),
             "test_hamming": res["test_hamming_error_percent"]}
@@ -59,30 +74,36 @@ def run_one(args, parsed, seed):
 
 def summarise(args, results):
     lines = ["| method | seeds | test Hamming error % (mean ± std) | per seed | best valid "
-             "(fold 1) | updates (mean) | s / update |", "|---|---|---|---|---|---|---|"]
+             "(fold 1) | updates | wall (min) | stop | s / update |",
+             "|---|---|---|---|---|---|---|---|---|"]
     summary, series = {}, []
     for method in dict.fromkeys(r["method"] for r in results):
         rows = [r for r in results if r["method"] == method]
         mean, std = replication.mean_std(r["test_hamming"] for r in rows)
-        upd = replication.mean_std(r["updates"] for r in rows)[0]
         spu = replication.mean_std(r["s_per_update"] for r in rows)[0]
         summary[method] = {"mean": mean, "std": std, "test": [r["test_hamming"] for r in rows],
-                           "updates": [r["updates"] for r in rows], "s_per_update": spu}
+                           "updates": [r["updates"] for r in rows],
+                           "stop": [r.get("stop") for r in rows], "s_per_update": spu}
         lines.append(f"| {method} | {len(rows)} | {mean:.2f} ± {std:.2f} | "
                      + ", ".join(f"{r['test_hamming']:.2f}" for r in rows) + " | "
-                     + ", ".join(f"{r['best_valid_hamming']:.2f}" for r in rows)
-                     + f" | {upd:.0f} | {spu:.2f} |")
+                     + ", ".join(f"{r['best_valid_hamming']:.2f}" for r in rows) + " | "
+                     + ", ".join(str(r["updates"]) for r in rows) + " | "
+                     + ", ".join(f"{r['train_wall_s'] / 60:.0f}" for r in rows) + " | "
+                     + ", ".join(r.get("stop", "?") for r in rows) + f" | {spu:.2f} |")
         for r in rows:
-            series.append((method, [u * r["s_per_update"] / 60 for u, _ in r["valid_curve"]],
+            series.append((method, [u for u, _ in r["valid_curve"]],
+                           [u * r["s_per_update"] / 60 for u, _ in r["valid_curve"]],
                            [v for _, v in r["valid_curve"]]))
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
                                                       indent=1) + "\n")
     print("\n".join(lines))
-    replication.plot_curves(series, "training wall time (min, 1 thread)",
-                            "validation Hamming error (%), fold 1",
-                            "OCR (Taskar et al.): validation during training",
-                            args.out / "curves.png")
+    for suffix, index, xlabel in (("", 2, "training wall time (min, 1 thread)"),
+                                  ("-updates", 1, "updates")):
+        replication.plot_curves([(m, x[index - 1], x[2]) for m, *x in series], xlabel,
+                                "validation Hamming error (%), fold 1",
+                                "OCR (Taskar et al.): validation during training",
+                                args.out / f"curves{suffix}.png")
 
 
 def main(argv=None):
@@ -96,7 +117,12 @@ def main(argv=None):
                         "kl:reference:learned (default roll-in × roll-out: learned × mixed)"
                         % ", ".join(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--minutes", type=float, default=12.0, help="wall time per run")
+    p.add_argument("--cap-minutes", type=float, default=90.0,
+                   help="wall-time cap per run (a run stopped here is not converged)")
+    p.add_argument("--patience-updates", type=int, default=3000,
+                   help="stop when validation has not improved for this many updates")
+    p.add_argument("--validate-every", type=int, default=100,
+                   help="updates between validations, the same for every method")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (1 thread each)")
     p.add_argument("--alpha", type=float, default=40.0, help="kl / skl alpha (run.py)")
     p.add_argument("--tokens", type=int, default=5, help="sll / skl tokens per cell")

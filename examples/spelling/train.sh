@@ -16,11 +16,11 @@ case "$METHOD" in
   mle) CRIT=(--criterion cross_entropy) ;;
   searnn_ll|searnn_kl) CRIT=(--criterion "$METHOD" --searnn-cost edit
         --rollin "${ROLLIN:-learned}" --rollout "${ROLLOUT:-mixed}"
-        --searnn-alpha "${ALPHA:-20}" --rollout-max-len-a 1 --rollout-max-len-b 2) ;;
+        ${ALPHA:+--searnn-alpha "$ALPHA"} --rollout-max-len-a 1 --rollout-max-len-b 2) ;;
   searnn_sll|searnn_skl) CRIT=(--criterion "$METHOD" --searnn-cost edit
         --rollin "${ROLLIN:-learned}" --rollout "${ROLLOUT:-mixed}"
         --searnn-tokens "${TOKENS:-5}" --searnn-token-sampling "${SAMPLING:-biased}"
-        --searnn-alpha "${ALPHA:-20}" --rollout-max-len-a 1 --rollout-max-len-b 2) ;;
+        ${ALPHA:+--searnn-alpha "$ALPHA"} --rollout-max-len-a 1 --rollout-max-len-b 2) ;;
   *) echo "unknown METHOD=$METHOD" >&2; exit 1 ;;
 esac
 VALID=()
