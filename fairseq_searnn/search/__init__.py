@@ -1,1 +1,30 @@
-"""Search components of SeaRNN: roll-in, candidates, reference policies, roll-outs, losses."""
+"""The SeaRNN search, plain torch: roll-in -> cells -> candidates -> roll-outs -> costs, and the
+per-cell losses. Shells (criterions, tasks, scripts) import from here, never a submodule.
+
+    from fairseq_searnn.search import Search, SearchConfig
+    res = Search(SearchConfig(cost="edit"), tgt_dict).collect(model, sample, seed=1)
+    res.rollin, res.candidates, res.costs, res.mask   # [B, T], [B, T, K] x 3
+"""
+
+from fairseq_searnn.search import losses
+from fairseq_searnn.search.engine import (
+    MIX_GRANULARITIES,
+    ROLLOUTS,
+    RolledIn,
+    Search,
+    SearchConfig,
+    SearchResult,
+    content,
+    length_bound,
+)
+from fairseq_searnn.search.losses import LOSSES
+from fairseq_searnn.search.reference import POLICIES as REFERENCE_POLICIES
+from fairseq_searnn.search.rollin import ROLLINS, greedy_decode
+from fairseq_searnn.search.rollout import prev_output_tokens
+from fairseq_searnn.search.sampling import STRATEGIES, allowed_tokens, emittable_tokens
+
+__all__ = [
+    "LOSSES", "MIX_GRANULARITIES", "REFERENCE_POLICIES", "ROLLINS", "ROLLOUTS", "STRATEGIES",
+    "RolledIn", "Search", "SearchConfig", "SearchResult", "allowed_tokens", "content",
+    "emittable_tokens", "greedy_decode", "length_bound", "losses", "prev_output_tokens",
+]
