@@ -8,10 +8,25 @@ with a 32-bit avalanche hash (MurmurHash3's finaliser), so results are independe
 process count and device, and need no Python loop over sentences.
 """
 
+from enum import IntEnum
+
 import torch
 
 _MASK32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
+
+
+class Stream(IntEnum):
+    """The random streams of the project: one key per kind of draw, so that no two kinds of
+    draw ever share their numbers (the first key after the seed)."""
+
+    CELLS = 11  # sampled cells (search/sampling.py)
+    TOKENS = 12  # sampled candidate tokens
+    ROLLIN = 21  # mixed roll-in coins (search/rollin.py)
+    ROLLOUT = 31  # mixed roll-out coins (search/rollout.py)
+    TIES = 32  # LL tie-breaking (search/engine.py, SearchResult.tiebreak)
+    DSS_GUMBEL = 0x67756D62  # Gumbel noise of relaxed feeding (models/relaxed_feeding.py)
+    DSS_MIX = 0x6D697831  # gold-or-model choice of relaxed feeding
 
 
 def _fmix32(h: torch.Tensor) -> torch.Tensor:

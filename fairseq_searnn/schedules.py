@@ -6,6 +6,7 @@ imports: every value is recomputed from a counter, so it survives checkpoint res
 """
 
 import math
+from typing import NamedTuple, Optional
 
 
 def constant(value: float, step: float = 0) -> float:
@@ -53,3 +54,24 @@ def exponential(start: float, rate: float, step: float) -> float:
     if log_value > math.log(1.7e308):
         return math.inf
     return math.exp(log_value)
+
+
+class ScheduleDefaults(NamedTuple):
+    """The unscheduled values of a :class:`Schedulable` criterion: ``rollin_ref_prob`` (None
+    when its roll-in reads none: not mixed) and ``alpha`` (None when its loss has none: LL)."""
+
+    rollin_ref_prob: Optional[float]
+    alpha: Optional[float]
+
+
+class Schedulable:
+    """A criterion whose knobs a task sets before every update (``searnn_translation``): it
+    says what it has (:meth:`schedule_defaults`) and takes the scheduled values
+    (:meth:`set_schedule`, ``None`` leaving a value unchanged)."""
+
+    def schedule_defaults(self) -> ScheduleDefaults:
+        raise NotImplementedError
+
+    def set_schedule(self, rollin_ref_prob: Optional[float] = None,
+                     alpha: Optional[float] = None, mle_only: Optional[bool] = None) -> None:
+        raise NotImplementedError

@@ -1,11 +1,13 @@
 """collect_costs against one-hypothesis-at-a-time brute force (full non-incremental passes)."""
 
+import dataclasses
+
 import pytest
 import torch
 
 import brute_force as bf
 import helpers
-from fairseq_searnn.search.engine import Search, SearchConfig
+from fairseq_searnn.search import Search, SearchConfig
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +126,7 @@ def test_greedy_rollin_reads_its_own_token_off_the_rollin(models, arch):
     own = res.mask & res.candidates.eq(res.rollin.unsqueeze(2)) & res.rollin.ne(eos).unsqueeze(2)
     assert res.stats["reused_rollouts"] == int(own.sum()) == int(
         (res.cells & res.rollin.ne(eos)).sum()) > 0
-    cfg.rollin, cfg.rollin_ref_prob = "mixed", 0.5
+    cfg = dataclasses.replace(cfg, rollin="mixed", rollin_ref_prob=0.5)
     assert Search(cfg, task.target_dictionary).collect(model, sample, 3).stats[
         "reused_rollouts"] == 0
 

@@ -39,3 +39,9 @@ def test_large_and_negative_keys_and_sequence_key():
     left = torch.tensor([[pad, 5, 6, 7], [5, 7, 6, 8]])
     assert torch.equal(keyed_random.sequence_key(right, pad), keyed_random.sequence_key(left, pad))
     assert keyed_random.sequence_key(right, pad).unique().numel() == 2
+
+
+def test_streams_are_distinct():
+    """Every kind of draw has its own stream key: no two kinds ever share their numbers."""
+    values = [int(s) for s in keyed_random.Stream]
+    assert len(values) == len(set(values)) == len(keyed_random.Stream.__members__)

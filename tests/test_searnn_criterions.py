@@ -349,3 +349,30 @@ def test_non_incremental_decoder_is_refused(data_bin):
 
 def test_loss_names_are_the_engine_losses():
     assert set(losses.LOSSES) == {"ll", "kl", "llcas", "hinge"}
+
+
+def test_every_search_setting_comes_from_an_option():
+    """One source of defaults: the options' defaults are the engine's, and every setting of
+    the engine is reached by its option."""
+    import dataclasses
+
+    from fairseq_searnn.criterions.searnn_config import (
+        SEARCH_OPTIONS,
+        SearnnConfig,
+        search_config,
+    )
+    from fairseq_searnn.search import SearchConfig
+
+    assert set(SEARCH_OPTIONS) == {f.name for f in dataclasses.fields(SearchConfig)}
+    assert search_config(SearnnConfig()) == SearchConfig()
+    other = {"cost": "edit", "rollin": "mixed", "rollin_ref_prob": 0.25, "rollout": "focused",
+             "rollout_ref_prob": 0.75, "rollout_mix_granularity": "cell",
+             "rollout_focused_steps": 7, "reference": "best-suffix", "reference_cost": "bleu1",
+             "tokens": 4, "token_sampling": "biased", "sampling_temperature": 3.0,
+             "neighbors": 2, "cells": 5, "max_len_a": 1.5, "max_len_b": 7,
+             "fixed_length": True, "rollout_batch_size": 33}
+    assert set(other) == set(SEARCH_OPTIONS)
+    cfg = SearnnConfig(**{SEARCH_OPTIONS[name]: value for name, value in other.items()})
+    got = search_config(cfg)
+    for name, value in other.items():
+        assert getattr(got, name) == value != getattr(SearchConfig(), name), name

@@ -214,7 +214,7 @@ def test_schedules_survive_checkpoint_round_trip(data_bin, tmp_path):
     crits = [t.get_criterion() for t in (trainer, restored)]
     want = 0.5 * 2 / (2 + math.exp(2 / 2))  # from --rollin-ref-prob 0.5; 2 updates done
     for c in crits:
-        assert c.search.cfg.rollin_ref_prob == pytest.approx(want, rel=1e-12)
+        assert c.rollin_ref_prob == pytest.approx(want, rel=1e-12)
         assert c.alpha == pytest.approx(1.3)  # epoch 2: one epoch of growth
     for p, q in zip(trainer.get_model().parameters(), restored.get_model().parameters()):
         assert torch.equal(p, q)

@@ -9,7 +9,6 @@ mode), then the per-cell loss summed over cells. :meth:`collect_costs` runs the 
 
 import logging
 import math
-from dataclasses import replace
 
 import torch
 from fairseq import utils
@@ -17,10 +16,8 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.logging import metrics
 
 from fairseq_searnn.criterions.searnn_config import SearnnConfig, alpha, check, search_config
-from fairseq_searnn.search import losses, sampling
-from fairseq_searnn.search.engine import Search, content, length_bound
-from fairseq_searnn.search.rollin import greedy_decode
-from fairseq_searnn.search.rollout import prev_output_tokens
+from fairseq_searnn.schedules import Schedulable, ScheduleDefaults
+from fairseq_searnn.search import Search, allowed_tokens, content, emittable_tokens, losses
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +29,7 @@ _SUMMED = ("loss", "nll_loss", "ntokens", "nsentences", "sample_size", "searnn_c
 FULL_VOCAB_WARNING = 300
 
 
-class SearnnCriterion(FairseqCriterion):
+class SearnnCriterion(FairseqCriterion, Schedulable):
     """Shared SeaRNN criterion; subclasses fix the loss and whether candidates are sampled."""
 
     loss_name = "kl"
@@ -41,7 +38,7 @@ class SearnnCriterion(FairseqCriterion):
     def __init__(self, task, cfg: SearnnConfig):
         super().__init__(task)
         tgt_dict = task.target_dictionary
-        symbols = sampling.emittable_tokens if self.sampled else sampling.allowed_tokens
+        symbols = emittable_tokens if self.sampled else allowed_tokens
         vocab = len(symbols(tgt_dict))
         fixed = bool(getattr(task, "fixed_length_outputs", False))
         check(cfg, self.sampled, vocab, fixed or cfg.searnn_fixed_length)
@@ -53,6 +50,7 @@ class SearnnCriterion(FairseqCriterion):
         self.loss_fn = losses.get_loss(self.target_name)
         self.base_alpha = alpha(cfg)  # before any schedule
         self.alpha = self.base_alpha
+        self.rollin_ref_prob = cfg.rollin_ref_prob  # mixed roll-in; scheduled by the task
         self.mle_only = False  # set by the task during warm-up updates
         self._described = False  # the first training batch's cost is logged once
         if not self.sampled and vocab > FULL_VOCAB_WARNING:
@@ -61,14 +59,21 @@ class SearnnCriterion(FairseqCriterion):
                 f"every cell: a roll-out each. With a vocabulary this size use the sampled "
                 f"criterions (searnn_sll / searnn_skl with --searnn-tokens K).")
 
+    def schedule_defaults(self) -> ScheduleDefaults:
+        """What a task can schedule: the mixed roll-in's reference probability (None when the
+        roll-in is not mixed) and alpha (None for LL, which has none)."""
+        mixed = str(self.cfg.rollin) == "mixed"
+        return ScheduleDefaults(rollin_ref_prob=self.cfg.rollin_ref_prob if mixed else None,
+                                alpha=None if self.target_name == "ll" else self.base_alpha)
+
     def set_schedule(self, rollin_ref_prob=None, alpha=None, mle_only=None):
-        """Hook for tasks with schedules (``searnn_translation``), called before each step:
-        the mixed roll-in's reference probability, the KL/LLCAS/hinge alpha, and whether the
-        step is a cross-entropy warm-up step. ``None`` leaves a value unchanged."""
+        """Called by tasks with schedules (``searnn_translation``) before each step: the mixed
+        roll-in's reference probability, the KL/LLCAS/hinge alpha, and whether the step is a
+        cross-entropy warm-up step. ``None`` leaves a value unchanged."""
         if rollin_ref_prob is not None:
             if not 0.0 <= rollin_ref_prob <= 1.0:
                 raise ValueError(f"roll-in reference probability {rollin_ref_prob} not in [0, 1]")
-            self.search.cfg.rollin_ref_prob = float(rollin_ref_prob)
+            self.rollin_ref_prob = float(rollin_ref_prob)
         if alpha is not None:
             if alpha <= 0:
                 raise ValueError(f"alpha must be > 0, got {alpha}")
@@ -89,14 +94,15 @@ class SearnnCriterion(FairseqCriterion):
         if self.mle_only:
             return self._mle(model, sample, reduce)
         _require_incremental(model)
-        batch = self.search.roll_in(model, sample, seed=torch.initial_seed())
+        batch = self.search.roll_in(model, sample, seed=torch.initial_seed(),
+                                    rollin_ref_prob=self.rollin_ref_prob)
         net_input, pad = sample["net_input"], self.padding_idx
         gold_prev = net_input["prev_output_tokens"]
         w = self.cfg.searnn_mle_weight
         if self.cfg.rollin == "reference":
             lprobs = gold = _teacher_forced(model, net_input, [gold_prev], pad)[0]
         else:
-            prev = prev_output_tokens(batch.rollin, pad, self.eos)
+            prev = batch.prev_output_tokens
             if w > 0:  # both passes in one model(...) call, as DDP expects
                 lprobs, gold = _teacher_forced(model, net_input, [prev, gold_prev], pad)
             else:
@@ -167,14 +173,12 @@ class SearnnCriterion(FairseqCriterion):
         tokens = _nll(lprobs.float(), sample["target"], pad, reduce=False)
         nll = tokens.sum()
         log = self._log(sample, nll, nll, sample["ntokens"])
-        s, ref = self.search, content(sample["target"], pad, self.eos)
-        src_len = sample["net_input"]["src_lengths"].to(ref.device)
-        cfg = s.cfg
-        if not cfg.fixed_length and cfg.max_len_a is None and cfg.max_len_b is None:
-            cfg = replace(cfg, max_len_b=200)  # not the training bound: it reads the target
-        hyp = greedy_decode(model, sample["net_input"], length_bound(cfg, src_len, ref.ne(
-            pad).sum(1)), pad, self.eos, fixed_length=cfg.fixed_length)
-        cost = s.cost_fn(content(hyp, pad, self.eos), ref, pad)
+        c = self.cfg  # the source-based bound: the training bound reads the target
+        hyp = self.search.greedy(model, sample, max_len_a=c.rollout_max_len_a or 0.0,
+                                 max_len_b=200 if c.rollout_max_len_b is None
+                                 else c.rollout_max_len_b)
+        ref = content(sample["target"], pad, self.eos)
+        cost = self.search.cost_fn(content(hyp, pad, self.eos), ref, pad)
         log.update(searnn_greedy_cost=cost.sum().data, searnn_greedy_sentences=cost.numel())
         return (nll if reduce else tokens), log["sample_size"], log
 

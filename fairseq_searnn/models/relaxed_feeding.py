@@ -25,8 +25,6 @@ from torch import Tensor
 from fairseq_searnn import keyed_random
 
 FEEDS = ("hard-greedy", "hard-sample", "soft-greedy", "soft-sample")
-_MIX_KEY = 0x6D697831  # separate key spaces for the ε coin flips and the Gumbel noise
-_GUMBEL_KEY = 0x67756D62
 
 
 def soft_argmax(scores: Tensor, alpha: float) -> Tensor:
@@ -45,16 +43,14 @@ def soft_argmax(scores: Tensor, alpha: float) -> Tensor:
 def gumbel_noise(seed: int, seq_keys: Tensor, positions: Tensor, vocab: int, dtype) -> Tensor:
     """Gumbel(0, 1) noise ``[N, V]`` for rows keyed by ``seq_keys: [N]``, ``positions: [N]``."""
     tokens = torch.arange(vocab, device=seq_keys.device)
-    return keyed_random.gumbel(
-        seed, _GUMBEL_KEY, seq_keys[:, None], positions[:, None], tokens[None, :], dtype=dtype
-    )
+    return keyed_random.gumbel(seed, keyed_random.Stream.DSS_GUMBEL, seq_keys[:, None],
+                               positions[:, None], tokens[None, :], dtype=dtype)
 
 
 def mix_uniforms(seed: int, seq_keys: Tensor, positions: Tensor) -> Tensor:
     """Uniform(0, 1) draws ``[B, L]`` deciding gold vs. model per (sentence, position)."""
-    return keyed_random.uniform(
-        seed, _MIX_KEY, seq_keys[:, None], positions[None, :], dtype=torch.float64
-    )
+    return keyed_random.uniform(seed, keyed_random.Stream.DSS_MIX, seq_keys[:, None],
+                                positions[None, :], dtype=torch.float64)
 
 
 class RelaxedFeed:

@@ -17,14 +17,15 @@ from fairseq_searnn.search.engine import (
     content,
     length_bound,
 )
-from fairseq_searnn.search.losses import LOSSES
+from fairseq_searnn.search.losses import APPENDIX_LOSSES, LOSSES
 from fairseq_searnn.search.reference import POLICIES as REFERENCE_POLICIES
-from fairseq_searnn.search.rollin import ROLLINS, greedy_decode
-from fairseq_searnn.search.rollout import prev_output_tokens
+from fairseq_searnn.search.rollin import ROLLINS, greedy_decode, prev_output_tokens
+from fairseq_searnn.search.rollout import Entries, RolloutPolicy, roll_out
 from fairseq_searnn.search.sampling import STRATEGIES, allowed_tokens, emittable_tokens
 
 __all__ = [
-    "LOSSES", "MIX_GRANULARITIES", "REFERENCE_POLICIES", "ROLLINS", "ROLLOUTS", "STRATEGIES",
-    "RolledIn", "Search", "SearchConfig", "SearchResult", "allowed_tokens", "content",
-    "emittable_tokens", "greedy_decode", "length_bound", "losses", "prev_output_tokens",
+    "APPENDIX_LOSSES", "LOSSES", "MIX_GRANULARITIES", "REFERENCE_POLICIES", "ROLLINS",
+    "ROLLOUTS", "STRATEGIES", "Entries", "RolledIn", "RolloutPolicy", "Search", "SearchConfig",
+    "SearchResult", "allowed_tokens", "content", "emittable_tokens", "greedy_decode",
+    "length_bound", "losses", "prev_output_tokens", "roll_out",
 ]

@@ -6,6 +6,7 @@ decoding batch index into one encoder pass: the encoder output is expanded with 
 ``reorder_encoder_out`` and the decoder state with ``reorder_incremental_state_scripting``.
 """
 
+from contextlib import contextmanager
 from typing import Dict, List, Optional
 
 import torch
@@ -13,6 +14,17 @@ from fairseq import utils
 from torch import Tensor
 
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
+
+
+@contextmanager
+def eval_mode(model):
+    """``model`` in eval mode inside the block, its previous mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class Decoder:

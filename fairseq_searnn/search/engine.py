@@ -1,23 +1,20 @@
-"""Cost vectors for every cell of a batch: roll-in, candidates, roll-outs, costs.
+"""Cost vectors for every cell of a batch, as SeaRNN's Algorithm 1 (batched): the engine only
+sequences the phases, each owned by its module.
 
-The flow (SeaRNN Algorithm 1, batched)::
+    roll-in     Search.roll_in -> search/rollin.py (reference: the target; learned / mixed:
+                greedy decoding, decode_rollin)
+    cells       search/sampling.py sample_cells (all, or C + the last two)
+    candidates  search/reference.py cell_actions (slot 0) + search/sampling.py (full or
+                sampled sets, from given or computed scores)
+    roll-outs   search/rollout.py roll_out (reference / learned / mixed / focused)
+    costs       fairseq_searnn/costs (one batched call)            => SearchResult
 
-    roll-in (reference: the target | learned / mixed: greedy decoding)   Search.roll_in
-      -> cells (all, or C per sentence) -> reference action per cell        Search.finish
-      -> candidates (full set, or sampled from given or computed scores)
-      -> roll-out policy per candidate
-      -> hypotheses: reference roll-outs without the network; learned roll-outs forked from
-         the roll-in's incremental state, decoded together in chunks (all cells at once for
-         fixed-size decoder states, cell by cell otherwise); after a greedy roll-in, the
-         roll-out of the roll-in's own token is the rest of the roll-in (not decoded)
-      -> costs of all finished sequences in one batched call  => SearchResult
-
-A criterion runs its training forward pass between the two phases and hands its detached
-scores to :meth:`Search.finish`; :meth:`Search.collect` runs both phases alone.
+A criterion runs its training forward pass between :meth:`Search.roll_in` and
+:meth:`Search.finish` and hands the detached scores over; :meth:`Search.collect` runs both
+phases alone.
 """
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -28,36 +25,40 @@ from fairseq_searnn import costs as cost_fns
 from fairseq_searnn import keyed_random
 from fairseq_searnn.search import reference as ref_policy
 from fairseq_searnn.search import sampling
-from fairseq_searnn.search.decoding import Decoder
-from fairseq_searnn.search.rollin import decode_rollin
-from fairseq_searnn.search.rollout import (
-    complete,
-    greedy_continuations,
-    learned_rollouts,
-    pad_to,
+from fairseq_searnn.search.decoding import eval_mode
+from fairseq_searnn.search.rollin import (
+    RolledIn,
+    decode_rollin,
+    greedy_decode,
     prev_output_tokens,
 )
+from fairseq_searnn.search.rollout import (
+    MIX_GRANULARITIES,
+    ROLLOUTS,
+    Entries,
+    RolloutPolicy,
+    roll_out,
+)
 
-ROLLOUTS = ("reference", "learned", "mixed", "focused")
-#: mixed roll-outs: one policy draw per sentence (the authors' code), per cell, or per roll-out
-MIX_GRANULARITIES = ("sentence", "cell", "rollout")
+__all__ = ["MIX_GRANULARITIES", "ROLLOUTS", "Search", "SearchConfig", "SearchResult",
+           "content", "length_bound"]
 #: without ``max_len_a/b``, learned roll-ins and roll-outs hold at most
 #: ``int(REF_LEN_A * |y|) + REF_LEN_B`` content tokens (``|y|``: the reference's length)
 REF_LEN_A, REF_LEN_B = 1.5, 5
-_STREAM_ROLLOUT, _STREAM_TIES = 31, 32
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchConfig:
-    """Settings of the search (plain values; the criterions translate their options)."""
+    """Settings of the search (plain values). These defaults are the project's: the criterions'
+    options (``--searnn-*``, ``--rollin*``, ``--rollout*``) take theirs from here."""
 
-    cost: str = "hamming"
-    rollin: str = "reference"
-    rollin_ref_prob: float = 0.0
-    rollout: str = "reference"
+    cost: str = "bleu"
+    rollin: str = "learned"
+    rollin_ref_prob: float = 0.5  # mixed roll-in: reference action per step
+    rollout: str = "mixed"
     rollout_ref_prob: float = 0.5
     rollout_mix_granularity: str = "sentence"
-    rollout_focused_steps: int = 1
+    rollout_focused_steps: int = 3
     reference: str = "copy"
     reference_cost: Optional[str] = None  # best-suffix selection cost; None = ``cost``
     tokens: int = 0  # 0: full candidate set
@@ -121,7 +122,8 @@ class SearchResult:
             return None
         T = self.candidates.size(1)
         t = torch.arange(T, device=self.candidates.device).view(1, T, 1)
-        return keyed_random.uniform(self.keys.view(-1, 1, 1), _STREAM_TIES, t, self.candidates)
+        return keyed_random.uniform(self.keys.view(-1, 1, 1), keyed_random.Stream.TIES, t,
+                                    self.candidates)
 
 
 def content(tokens: Tensor, pad: int, eos: int) -> Tensor:
@@ -129,25 +131,6 @@ def content(tokens: Tensor, pad: int, eos: int) -> Tensor:
     body = tokens.ne(pad) & tokens.ne(eos) & tokens.ne(eos).long().cumprod(1).bool()
     width = int(body.sum(1).max().item()) if tokens.numel() else 0
     return tokens.masked_fill(~body, pad)[:, :width]
-
-
-def reference_actions(rollin: Tensor, ref: Tensor, pad: int, eos: int, policy: str, sel_cost):
-    """Reference action at every cell: ``rollin: [B, T]``, ``ref: [B, Lr]`` -> ``[B, T]``.
-    Cell ``t``'s roll-in prefix is ``rollin[:, :t]``."""
-    B, T = rollin.shape
-    if policy == "copy":
-        ref_len = ref.ne(pad).sum(1, keepdim=True)
-        t = torch.arange(T, device=rollin.device).unsqueeze(0)
-        y = ref.gather(1, t.clamp(max=max(ref.size(1) - 1, 0)).expand(B, T)) if ref.size(1) else (
-            rollin.new_full((B, T), eos))
-        return torch.where(t < ref_len, y, torch.full_like(y, eos))
-    t = torch.arange(T, device=rollin.device)
-    prefixes = rollin.unsqueeze(1).expand(B, T, T).masked_fill(t.view(1, 1, T) >= t.view(1, T, 1),
-                                                               pad)
-    refs = ref.unsqueeze(1).expand(B, T, ref.size(1))
-    act = ref_policy.reference_action(prefixes.reshape(B * T, T), refs.reshape(B * T, -1), pad,
-                                      eos, policy, sel_cost)
-    return act.view(B, T)
 
 
 class Search:
@@ -165,6 +148,11 @@ class Search:
         self.drawable = sampling.emittable_tokens(tgt_dict)  # what sampled sets draw from
         self.cost_fn = cost_fns.get_cost(cfg.cost)
         self.sel_cost = cost_fns.get_cost(cfg.reference_cost or cfg.cost)
+        self.policy = RolloutPolicy(
+            mode=cfg.rollout, ref_prob=cfg.rollout_ref_prob,
+            granularity=cfg.rollout_mix_granularity, focused_steps=cfg.rollout_focused_steps,
+            reference=cfg.reference, selection_cost=self.sel_cost,
+            batch_size=cfg.rollout_batch_size)
 
     @property
     def needs_states(self) -> bool:
@@ -183,24 +171,41 @@ class Search:
         return self.finish(self.roll_in(model, sample, seed), keep_hypotheses=keep_hypotheses)
 
     @torch.no_grad()
-    def roll_in(self, model, sample, seed: int) -> "RolledIn":
-        """Phase 1 (no grad, eval mode): the roll-in of every sentence of ``sample``."""
-        with _eval(model):
-            return self._roll_in(model, sample, seed)
+    def roll_in(self, model, sample, seed: int,
+                rollin_ref_prob: Optional[float] = None) -> RolledIn:
+        """Phase 1 (no grad, eval mode): the roll-in of every sentence of ``sample``.
+        ``rollin_ref_prob``: the mixed roll-in's reference probability for this batch (e.g.
+        scheduled), instead of the config's."""
+        with eval_mode(model):
+            return self._roll_in(model, sample, seed, rollin_ref_prob)
 
     @torch.no_grad()
-    def finish(self, batch: "RolledIn", lprobs: Optional[Tensor] = None,
+    def finish(self, batch: RolledIn, lprobs: Optional[Tensor] = None,
                keep_hypotheses: bool = False) -> SearchResult:
-        """Phase 2 (no grad, eval mode): candidates, roll-outs and costs of a rolled-in batch.
+        """Phase 2 (no grad, eval mode): cells, candidates, roll-outs and costs of a rolled-in
+        batch.
 
         lprobs: optional ``[B, T', V]`` (``T' >= T``) log-probabilities of the model at the
         roll-in cells, e.g. the detached output of the training forward pass; saves the
         scoring pass of the sampled criterions (:attr:`needs_scores`).
         """
-        with _eval(batch.model):
+        with eval_mode(batch.model):
             return self._finish(batch, lprobs, keep_hypotheses)
 
-    def _roll_in(self, model, sample, seed):
+    @torch.no_grad()
+    def greedy(self, model, sample, max_len_a: float = 0.0, max_len_b: int = 200) -> Tensor:
+        """Greedy decoding of ``sample`` (``[B, T]``, EOS-terminated; the model's current
+        mode): exactly ``|y|`` tokens with ``fixed_length``, else at most
+        ``int(max_len_a * src_len + max_len_b)`` (fairseq-generate's bound)."""
+        cfg = self.cfg if self.cfg.fixed_length else SearchConfig(max_len_a=max_len_a,
+                                                                   max_len_b=max_len_b)
+        ref = content(sample["target"], self.pad, self.eos)
+        max_len = length_bound(cfg, sample["net_input"]["src_lengths"].to(ref.device),
+                               ref.ne(self.pad).sum(1))
+        return greedy_decode(model, sample["net_input"], max_len, self.pad, self.eos,
+                             fixed_length=self.cfg.fixed_length)
+
+    def _roll_in(self, model, sample, seed, rollin_ref_prob):
         cfg, pad, eos = self.cfg, self.pad, self.eos
         clock = _Clock()
         net_input, target = sample["net_input"], sample["target"]
@@ -210,86 +215,55 @@ class Search:
             ids = keyed_random.sequence_key(net_input["src_tokens"], pad)
         keys = keyed_random.hash_keys(seed, ids.to(device))
         ref = content(target, pad, eos)
-        src_lengths = net_input["src_lengths"].to(device)
-        max_len = length_bound(cfg, src_lengths, ref.ne(pad).sum(1))
-        batch = RolledIn(model, net_input, pad, eos, target, keys, ref, max_len, clock,
-                         cfg.fixed_length)
+        max_len = length_bound(cfg, net_input["src_lengths"].to(device), ref.ne(pad).sum(1))
+        batch = RolledIn(model, net_input, pad, eos, rollin=target, keys=keys, ref=ref,
+                         max_len=max_len, fixed_length=cfg.fixed_length)
+        batch.clock = clock
         if cfg.rollin != "reference":
             # snapshots of the roll-in's decoder states, forked by the learned roll-outs
             states = [] if self.needs_states else None
-            ref_prob = cfg.rollin_ref_prob if cfg.rollin == "mixed" else 0.0
-            batch.rollin = self._rollin(batch.decoder, ref, max_len, keys, ref_prob, states)
+            if cfg.rollin == "learned":
+                ref_prob = 0.0
+            else:
+                ref_prob = cfg.rollin_ref_prob if rollin_ref_prob is None else rollin_ref_prob
+
+            def act(prefix):
+                return ref_policy.reference_action(prefix, ref, pad, eos, policy=cfg.reference,
+                                                   selection_cost=self.sel_cost)
+
+            batch.rollin = decode_rollin(batch.decoder, max_len, act, ref_prob, keys, states)
             batch.rollin_states = states or None
             batch.greedy = ref_prob == 0
         clock.lap("rollin")
         return batch
 
     def _finish(self, batch, lprobs, keep_hypotheses):
-        cfg, pad, eos = self.cfg, self.pad, self.eos
-        clock, rollin, ref, keys = batch.clock, batch.rollin, batch.ref, batch.keys
+        clock, rollin = batch.clock, batch.rollin
         clock.resume()
-        device = rollin.device
-        cand, mask = self._candidates(batch, lprobs)
-        T, K = cand.size(1), cand.size(2)
-        b, t, k = mask.nonzero(as_tuple=True)  # every rolled-out entry
-        a = cand[b, t, k]
-        learned = self._learned_entries(keys, b, t, k, K) & a.ne(eos)
-        # prefix + candidate (candidate EOS: the prefix alone)
-        pos = torch.arange(T, device=device)
-        prefix_a = rollin[b].masked_fill(pos.unsqueeze(0) >= t.unsqueeze(1), pad)
-        prefix_a[torch.arange(b.numel(), device=device), t] = torch.where(a.eq(eos), pad, a)
+        cand, mask = self._candidates(batch, lprobs)  # cells and their candidates
+        entries = Entries.of(cand, mask)
         clock.lap("candidates")
-
-        gen = prefix_a.new_full((b.numel(), 0), pad)
-        unfinished = torch.zeros_like(learned)
-        n_learned = int(learned.sum().item())
-        steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
-        # after a greedy roll-in, the roll-out of the roll-in's own token is the roll-in
-        reused = (learned & a.eq(rollin[b, t])) if batch.greedy else torch.zeros_like(learned)
-        n_reused = int(reused.sum().item())
-        if n_learned > n_reused:
-            gen, unfinished = learned_rollouts(batch.decoder, rollin, b, t, prefix_a,
-                                               learned & ~reused, batch.max_len,
-                                               cfg.rollout_batch_size, steps,
-                                               rollin_states=batch.rollin_states)
-        if n_reused > 0:
-            idx = reused.nonzero().squeeze(1)
-            cont, done = greedy_continuations(rollin[b[idx]], t[idx], batch.max_len[b[idx]],
-                                              pad, eos, steps)
-            gen = pad_to(gen, cont.size(1), pad)
-            gen[idx, : cont.size(1)] = cont
-            unfinished[idx] = ~done
-        hyp = prefix_a if gen.size(1) == 0 else ref_policy.concat(prefix_a, gen,
-                                                                    torch.zeros_like(b), pad)
-        # reference roll-outs, and focused roll-outs cut after m steps, finish with the
-        # reference policy's continuation
-        hyp = complete(hyp, ref, b, (~learned | unfinished) & a.ne(eos), pad, cfg.reference,
-                       self.sel_cost)
-        clock.lap("rollouts")  # learned and reference roll-outs
-        costs = torch.zeros(T * K * rollin.size(0), dtype=torch.float32, device=device)
-        costs[(b * T + t) * K + k] = self.cost_fn(hyp, ref[b], pad).float()
+        out = roll_out(batch, entries, self.policy)  # every entry finished
+        clock.lap("rollouts")
+        B, T, K = cand.shape
+        costs = torch.zeros(B * T * K, dtype=torch.float32, device=rollin.device)
+        costs[(entries.b * T + entries.t) * K + entries.k] = self.cost_fn(
+            out.hypotheses, batch.ref[entries.b], self.pad).float()
         clock.lap("costs")
-        stats = {"rollouts": float(b.numel()), "learned_rollouts": float(n_learned),
-                 "reused_rollouts": float(n_reused),
-                 "search_time": clock.total, **clock.laps}
-        kept = (torch.stack([b, t, k], 1), hyp) if keep_hypotheses else None
-        return SearchResult(rollin, cand, costs.view(-1, T, K), mask, stats, kept, keys)
-
-    def _rollin(self, decoder, ref, max_len, keys, ref_prob, states=None):
-        """Learned (``ref_prob = 0``, greedy) or mixed roll-in: ``[B, T]``."""
-        cfg = self.cfg
-
-        def act(prefix):
-            return ref_policy.reference_action(prefix, ref, self.pad, self.eos, cfg.reference,
-                                               self.sel_cost)
-
-        return decode_rollin(decoder, max_len, act, ref_prob, keys, states)
+        stats = {"rollouts": float(entries.b.numel()), "learned_rollouts": float(out.learned),
+                 "reused_rollouts": float(out.reused), "search_time": clock.total,
+                 **clock.laps}
+        kept = None
+        if keep_hypotheses:
+            kept = (torch.stack([entries.b, entries.t, entries.k], 1), out.hypotheses)
+        return SearchResult(rollin, cand, costs.view(B, T, K), mask, stats, kept, batch.keys)
 
     def _candidates(self, batch, lprobs):
         """Candidates and mask ``[B, T, K]`` of the cells to roll out."""
         cfg, pad, eos, rollin, ref = self.cfg, self.pad, self.eos, batch.rollin, batch.ref
         cell_mask = sampling.sample_cells(rollin.ne(pad), cfg.cells, batch.keys)
-        ref_act = reference_actions(rollin, ref, pad, eos, cfg.reference, self.sel_cost)
+        ref_act = ref_policy.cell_actions(rollin, ref, pad, eos, policy=cfg.reference,
+                                          selection_cost=self.sel_cost)
         if cfg.tokens <= 0:
             cand, mask = sampling.full_candidates(ref_act, self.allowed)
         else:
@@ -300,71 +274,14 @@ class Search:
             elif lprobs is not None:
                 lprobs = lprobs[:, : rollin.size(1)].float()
             cand, mask = sampling.sampled_candidates(
-                ref_act, lprobs, self.drawable, cfg.token_sampling, cfg.tokens, batch.keys, eos,
-                cfg.sampling_temperature, ref, ref.ne(pad).sum(1), cfg.neighbors)
+                ref_act, lprobs, self.drawable, strategy=cfg.token_sampling, k=cfg.tokens,
+                keys=batch.keys, eos=eos, temperature=cfg.sampling_temperature, reference=ref,
+                ref_len=ref.ne(pad).sum(1), neighbors=cfg.neighbors)
         if cfg.fixed_length:  # EOS is the only action at the EOS cell, and only there
             at_end = torch.arange(cand.size(1), device=cand.device).unsqueeze(0).ge(
                 ref.ne(pad).sum(1, keepdim=True))
             mask = mask & cand.eq(eos).eq(at_end.unsqueeze(2))
         return cand, mask & cell_mask.unsqueeze(2)
-
-    def _learned_entries(self, keys, b, t, k, K) -> Tensor:
-        """``[N]`` True where the entry's roll-out runs the learned policy."""
-        cfg = self.cfg
-        n = b.numel()
-        if cfg.rollout in ("learned", "focused"):
-            return torch.ones(n, dtype=torch.bool, device=b.device)
-        if cfg.rollout == "reference":
-            return torch.zeros(n, dtype=torch.bool, device=b.device)
-        if cfg.rollout_mix_granularity == "sentence":  # every candidate of every cell alike
-            u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT)
-        elif cfg.rollout_mix_granularity == "cell":  # the candidates of a cell alike
-            u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT, t)
-        else:
-            u = keyed_random.uniform(keys[b], _STREAM_ROLLOUT, t * K + k)
-        return u.ge(cfg.rollout_ref_prob)
-
-class RolledIn:
-    """A batch after the roll-in (:meth:`Search.roll_in`), waiting for :meth:`Search.finish`.
-
-    rollin: ``[B, T]`` EOS-terminated roll-in (the target for the reference roll-in); keys:
-    ``[B]`` per-sentence random keys; ref: ``[B, Lr]`` reference content; max_len: ``[B]``
-    content tokens allowed per sentence; greedy: whether the roll-in is the model's greedy
-    decoding (learned roll-in); rollin_states: the roll-in's decoder state at every cell, when
-    kept (:func:`decode_rollin`); fixed_length: decodings never choose EOS. The encoder output
-    is computed on first use.
-    """
-
-    def __init__(self, model, net_input, pad, eos, rollin, keys, ref, max_len, clock,
-                 fixed_length=False):
-        self.model, self.net_input, self.pad, self.eos = model, net_input, pad, eos
-        self.rollin, self.keys, self.ref, self.max_len, self.clock = (rollin, keys, ref,
-                                                                      max_len, clock)
-        self.fixed_length = fixed_length
-        self.greedy = False
-        self.rollin_states = None
-        self._decoder: Optional[Decoder] = None
-
-    @property
-    def decoder(self) -> Decoder:
-        """:class:`Decoder` over the batch's eval-mode encoder output (computed once)."""
-        if self._decoder is None:
-            with _eval(self.model), torch.no_grad():
-                encoder_out = self.model.encoder.forward_torchscript(self.net_input)
-            self._decoder = Decoder(self.model, encoder_out, self.pad, self.eos,
-                                    fixed_length=self.fixed_length)
-        return self._decoder
-
-
-@contextmanager
-def _eval(model):
-    """Eval mode inside, the previous mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 class _Clock:

@@ -19,7 +19,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-LOSSES = ("ll", "kl", "llcas", "hinge")
+APPENDIX_LOSSES = ("llcas", "hinge")  # Appendix C.1
+LOSSES = ("ll", "kl") + APPENDIX_LOSSES
 
 
 def restrict(lp: Tensor, mask: Tensor) -> Tensor:

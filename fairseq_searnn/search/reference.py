@@ -215,3 +215,32 @@ def reference_action(
         return torch.full_like(j, eos)
     tok = ref.gather(1, j.clamp(max=ref.size(1) - 1).unsqueeze(1)).squeeze(1)
     return torch.where(j < r_len, tok, torch.full_like(tok, eos))
+
+
+def copy_actions(rollin: Tensor, ref: Tensor, pad: int, eos: int) -> Tensor:
+    """The ``copy`` reference action at every cell: ``y[t]`` while ``t < |y|``, then EOS.
+
+    rollin: ``[B, T]`` (only its shape is read), ref: ``[B, Lr]`` -> ``[B, T]``."""
+    B, T = rollin.shape
+    ref_len = ref.ne(pad).sum(1, keepdim=True)
+    t = torch.arange(T, device=rollin.device).unsqueeze(0)
+    if ref.size(1) == 0:
+        return rollin.new_full((B, T), eos)
+    y = ref.gather(1, t.clamp(max=ref.size(1) - 1).expand(B, T))
+    return torch.where(t < ref_len, y, torch.full_like(y, eos))
+
+
+def cell_actions(rollin: Tensor, ref: Tensor, pad: int, eos: int, policy: str,
+                 selection_cost: CostLike = None) -> Tensor:
+    """The reference action at every cell of a roll-in: ``[B, T]``, cell ``t``'s prefix being
+    ``rollin[:, :t]`` (``rollin: [B, T]``, ``ref: [B, Lr]``)."""
+    if policy == "copy":
+        return copy_actions(rollin, ref, pad, eos)
+    B, T = rollin.shape
+    t = torch.arange(T, device=rollin.device)
+    prefixes = rollin.unsqueeze(1).expand(B, T, T).masked_fill(
+        t.view(1, 1, T) >= t.view(1, T, 1), pad)
+    refs = ref.unsqueeze(1).expand(B, T, ref.size(1))
+    act = reference_action(prefixes.reshape(B * T, T), refs.reshape(B * T, -1), pad, eos,
+                           policy=policy, selection_cost=selection_cost)
+    return act.view(B, T)

@@ -8,10 +8,56 @@ from fairseq import utils
 from torch import Tensor
 
 from fairseq_searnn import keyed_random
-from fairseq_searnn.search.decoding import Decoder, IncrementalState, state_shapes
+from fairseq_searnn.search.decoding import Decoder, IncrementalState, eval_mode, state_shapes
 
 ROLLINS = ("reference", "learned", "mixed")
-_STREAM_ROLLIN = 21
+
+
+def prev_output_tokens(rollin: Tensor, pad: int, eos: int) -> Tensor:
+    """Decoder inputs ``[EOS] + rollin[:-1]`` with pad where ``rollin`` is pad: ``[B, T]``
+    (the teacher-forced input that scores every cell of a roll-in in one pass)."""
+    prev = torch.cat([rollin.new_full((rollin.size(0), 1), eos), rollin[:, :-1]], dim=1)
+    return prev.masked_fill(rollin.eq(pad), pad)
+
+
+class RolledIn:
+    """A batch after the roll-in, waiting for the roll-outs.
+
+    Args:
+        model: the encoder-decoder model; net_input: the batch's encoder inputs.
+        rollin: ``[B, T]`` EOS-terminated roll-in (the target for the reference roll-in).
+        keys: ``[B]`` per-sentence random keys; ref: ``[B, Lr]`` reference content tokens;
+        max_len: ``[B]`` content tokens a learned roll-in / roll-out may hold.
+        fixed_length: decodings never choose EOS (they end at ``max_len``).
+    Attributes set by the roll-in: ``greedy`` (the roll-in is the model's greedy decoding)
+    and ``rollin_states`` (its decoder state at every cell, when kept: :func:`decode_rollin`).
+    The encoder output is computed on first use (:attr:`decoder`).
+    """
+
+    def __init__(self, model, net_input, pad: int, eos: int, rollin: Tensor, keys: Tensor,
+                 ref: Tensor, max_len: Tensor, fixed_length: bool = False):
+        self.model, self.net_input, self.pad, self.eos = model, net_input, pad, eos
+        self.rollin, self.keys, self.ref, self.max_len = rollin, keys, ref, max_len
+        self.fixed_length = fixed_length
+        self.greedy = False
+        self.rollin_states: Optional[List[IncrementalState]] = None
+        self.clock = None  # the engine's phase timer
+        self._decoder: Optional[Decoder] = None
+
+    @property
+    def prev_output_tokens(self) -> Tensor:
+        """``[B, T]`` the teacher-forced decoder input that scores every cell of the roll-in."""
+        return prev_output_tokens(self.rollin, self.pad, self.eos)
+
+    @property
+    def decoder(self) -> Decoder:
+        """:class:`Decoder` over the batch's eval-mode encoder output (computed once)."""
+        if self._decoder is None:
+            with eval_mode(self.model), torch.no_grad():
+                encoder_out = self.model.encoder.forward_torchscript(self.net_input)
+            self._decoder = Decoder(self.model, encoder_out, self.pad, self.eos,
+                                    fixed_length=self.fixed_length)
+        return self._decoder
 
 
 @torch.no_grad()
@@ -61,7 +107,7 @@ def decode_rollin(
                 states.clear()  # the state grows with the prefix: keep no snapshots
                 record = False
         if ref_prob > 0:
-            coin = keyed_random.uniform(keys, _STREAM_ROLLIN, s).lt(ref_prob)
+            coin = keyed_random.uniform(keys, keyed_random.Stream.ROLLIN, s).lt(ref_prob)
             nxt = torch.where(coin, reference_action(prefix[:, 1:]), nxt)
         nxt = nxt.masked_fill(max_len.le(s), eos)
         nxt = nxt.masked_fill(done, pad)

@@ -1,20 +1,134 @@
-"""Roll-outs: greedy continuations forked from the roll-in's incremental state, and reference
-completions. ``N`` entries ``(b, t, k)``: sentence, cell and candidate slot of each roll-out."""
+"""Roll-outs: every entry ``(b, t, k)`` (sentence, cell, candidate slot) is finished from the
+roll-in prefix ``rollin[b, :t]`` + candidate token by the learned policy (greedy
+continuations forked from the roll-in's incremental state), the reference policy, or a mix.
 
-from typing import List, Optional
+:func:`roll_out` owns the choice: which entries the model finishes (:func:`learned_entries`:
+learned / mixed per sentence, cell or roll-out / focused), the greedy-reuse shortcut after a
+greedy roll-in (:func:`greedy_continuations`), the batched decoding
+(:func:`learned_rollouts`) and the reference completion (:func:`complete`).
+"""
+
+from dataclasses import dataclass
+from typing import Callable, List, NamedTuple, Optional
 
 import torch
 from fairseq import utils
 from torch import Tensor
 
+from fairseq_searnn import keyed_random
 from fairseq_searnn.search import reference as ref_policy
 from fairseq_searnn.search.decoding import Decoder, IncrementalState
+from fairseq_searnn.search.rollin import RolledIn, prev_output_tokens
+
+ROLLOUTS = ("reference", "learned", "mixed", "focused")
+#: mixed roll-outs: one policy draw per sentence (the authors' code), per cell, or per roll-out
+MIX_GRANULARITIES = ("sentence", "cell", "rollout")
 
 
-def prev_output_tokens(rollin: Tensor, pad: int, eos: int) -> Tensor:
-    """Decoder inputs ``[EOS] + rollin[:-1]`` with pad where ``rollin`` is pad: ``[B, T]``."""
-    prev = torch.cat([rollin.new_full((rollin.size(0), 1), eos), rollin[:, :-1]], dim=1)
-    return prev.masked_fill(rollin.eq(pad), pad)
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """How roll-outs are finished.
+
+    mode: one of :data:`ROLLOUTS`; ref_prob: mixed, probability of the reference policy;
+    granularity: mixed, one of :data:`MIX_GRANULARITIES`; focused_steps: focused, learned
+    steps before the reference policy; reference: the reference policy (``copy`` /
+    ``best-suffix``) and selection_cost its suffix-selection cost; batch_size: learned
+    roll-outs decoded together.
+    """
+
+    mode: str
+    ref_prob: float
+    granularity: str
+    focused_steps: int
+    reference: str
+    selection_cost: Callable
+    batch_size: int
+
+
+class Entries(NamedTuple):
+    """The ``N`` entries to roll out: ``b, t, k, token: [N]`` (sentence, cell, candidate slot,
+    candidate token); ``slots`` = K, the candidate slots per cell."""
+
+    b: Tensor
+    t: Tensor
+    k: Tensor
+    token: Tensor
+    slots: int
+
+    @classmethod
+    def of(cls, candidates: Tensor, mask: Tensor) -> "Entries":
+        """Every valid entry of ``candidates, mask: [B, T, K]``."""
+        b, t, k = mask.nonzero(as_tuple=True)
+        return cls(b, t, k, candidates[b, t, k], candidates.size(2))
+
+
+class Rollouts(NamedTuple):
+    """``hypotheses: [N, L]`` finished content tokens (pad after) of every entry, and how many
+    the model finished (``learned``) and how many of those were read off the roll-in
+    (``reused``)."""
+
+    hypotheses: Tensor
+    learned: int
+    reused: int
+
+
+def learned_entries(policy: RolloutPolicy, keys: Tensor, entries: Entries) -> Tensor:
+    """``[N]`` True where the policy gives the entry's roll-out to the model (the caller drops
+    candidate EOS, which ends the hypothesis). ``keys: [B]`` per-sentence random keys."""
+    b, t, k, _, slots = entries
+    if policy.mode in ("learned", "focused"):
+        learned = torch.ones_like(b, dtype=torch.bool)
+    elif policy.mode == "reference":
+        learned = torch.zeros_like(b, dtype=torch.bool)
+    else:
+        stream = keyed_random.Stream.ROLLOUT
+        if policy.granularity == "sentence":  # every candidate of every cell alike
+            u = keyed_random.uniform(keys[b], stream)
+        elif policy.granularity == "cell":  # the candidates of a cell alike
+            u = keyed_random.uniform(keys[b], stream, t)
+        else:
+            u = keyed_random.uniform(keys[b], stream, t * slots + k)
+        learned = u.ge(policy.ref_prob)
+    return learned
+
+
+@torch.no_grad()
+def roll_out(batch: RolledIn, entries: Entries, policy: RolloutPolicy) -> Rollouts:
+    """Finish every entry of a rolled-in ``batch`` (:class:`RolledIn`) under ``policy``."""
+    pad, eos, rollin = batch.pad, batch.eos, batch.rollin
+    b, t, _, token, _ = entries
+    N, T = b.numel(), rollin.size(1)
+    learned = learned_entries(policy, batch.keys, entries) & token.ne(eos)
+    # prefix + candidate (a candidate EOS: the prefix alone)
+    pos = torch.arange(T, device=rollin.device)
+    prefix_a = rollin[b].masked_fill(pos.unsqueeze(0) >= t.unsqueeze(1), pad)
+    prefix_a[torch.arange(N, device=rollin.device), t] = torch.where(token.eq(eos), pad, token)
+
+    gen, unfinished = prefix_a.new_full((N, 0), pad), torch.zeros_like(learned)
+    steps = policy.focused_steps if policy.mode == "focused" else None
+    # after a greedy roll-in, the roll-out of the roll-in's own token is the roll-in
+    reused = learned & token.eq(rollin[b, t]) if batch.greedy else torch.zeros_like(learned)
+    n_learned, n_reused = int(learned.sum()), int(reused.sum())
+    if n_learned > n_reused:
+        gen, unfinished = learned_rollouts(
+            decoder=batch.decoder, rollin=rollin, b=b, t=t, prefix_a=prefix_a,
+            learned=learned & ~reused, max_len=batch.max_len, batch_size=policy.batch_size,
+            max_steps=steps, rollin_states=batch.rollin_states)
+    if n_reused > 0:
+        idx = reused.nonzero().squeeze(1)
+        cont, done = greedy_continuations(rollin=rollin[b[idx]], t=t[idx],
+                                          max_len=batch.max_len[b[idx]], pad=pad, eos=eos,
+                                          max_steps=steps)
+        gen = pad_to(gen, cont.size(1), pad)
+        gen[idx, : cont.size(1)] = cont
+        unfinished[idx] = ~done
+    hyp = prefix_a if gen.size(1) == 0 else ref_policy.concat(prefix_a, gen,
+                                                                torch.zeros_like(b), pad)
+    # reference roll-outs, and focused roll-outs cut after m steps, finish with the reference
+    # policy's continuation
+    hyp = complete(hyp, batch.ref, b, (~learned | unfinished) & token.ne(eos), pad,
+                   policy.reference, policy.selection_cost)
+    return Rollouts(hyp, n_learned, n_reused)
 
 
 @torch.no_grad()

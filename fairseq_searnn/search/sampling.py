@@ -23,7 +23,6 @@ from torch import Tensor
 from fairseq_searnn import keyed_random
 
 STRATEGIES = ("uniform", "policy", "biased", "topk", "topk-neighbors")
-_STREAM_CELLS, _STREAM_TOKENS = 11, 12
 
 
 def allowed_tokens(dictionary) -> Tensor:
@@ -61,7 +60,7 @@ def sample_cells(cell_mask: Tensor, num_cells: int, keys: Tensor) -> Tensor:
         return cell_mask.clone()
     T = cell_mask.size(1)
     t = torch.arange(T, device=cell_mask.device)
-    u = keyed_random.uniform(keys.unsqueeze(1), _STREAM_CELLS, t)
+    u = keyed_random.uniform(keys.unsqueeze(1), keyed_random.Stream.CELLS, t)
     u = u.masked_fill(~cell_mask, 2.0)  # never chosen
     chosen = u.topk(num_cells, dim=1, largest=False).indices
     out = torch.zeros_like(cell_mask)
@@ -130,7 +129,8 @@ def sampled_candidates(
     if strategy in ("uniform", "policy", "biased"):
         t = torch.arange(T, device=device).view(1, T, 1)
         tokens = torch.arange(V, device=device).view(1, 1, V)
-        scores = scores + keyed_random.gumbel(keys.view(B, 1, 1), _STREAM_TOKENS, t, tokens)
+        scores = scores + keyed_random.gumbel(keys.view(B, 1, 1), keyed_random.Stream.TOKENS, t,
+                                              tokens)
     # the k best allowed symbols are among the k + |barred| best symbols: keep the first k
     # allowed ones of those, in order (no masked copy of the scores)
     top = scores.topk(min(k + int(barred.sum()), V), dim=2).indices

@@ -20,6 +20,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationTask
 
 from fairseq_searnn import validation
+from fairseq_searnn.schedules import Schedulable
 from fairseq_searnn.tasks import searnn_translation_config as config
 from fairseq_searnn.tasks.searnn_translation_config import SearnnTranslationConfig
 
@@ -54,21 +55,25 @@ class SearnnTranslationTask(TranslationTask):
         self.state.merge_state_dict({"searnn_epoch": int(epoch)})
         model.set_epoch(epoch)
 
-    def schedule(self, criterion, update_num: int) -> dict:
-        """``set_schedule`` arguments of a SeaRNN criterion before update ``update_num + 1``."""
-        return {
-            "rollin_ref_prob": config.rollin_ref_prob(self.cfg, criterion.cfg.rollin_ref_prob,
-                                                      self.epoch, update_num),
-            "alpha": config.alpha(self.cfg, criterion.base_alpha, self.epoch),
-            "mle_only": config.warming_up(self.cfg, update_num),
-        }
+    def schedule(self, criterion: Schedulable, update_num: int) -> dict:
+        """``set_schedule`` arguments of a SeaRNN criterion before update ``update_num + 1``
+        (None for what the criterion does not have)."""
+        defaults = criterion.schedule_defaults()
+        values = {"rollin_ref_prob": None, "alpha": None,
+                  "mle_only": config.warming_up(self.cfg, update_num)}
+        if defaults.rollin_ref_prob is not None:
+            values["rollin_ref_prob"] = config.rollin_ref_prob(
+                self.cfg, defaults.rollin_ref_prob, self.epoch, update_num)
+        if defaults.alpha is not None:
+            values["alpha"] = config.alpha(self.cfg, defaults.alpha, self.epoch)
+        return values
 
     def build_criterion(self, cfg, from_checkpoint=False):
         criterion = super().build_criterion(cfg, from_checkpoint)
         name, c = type(criterion).__name__, self.cfg
         scheduled = (str(c.searnn_rollin_schedule) != "constant"
                      or c.searnn_rollin_ref_prob_start is not None)
-        if not hasattr(criterion, "set_schedule"):
+        if not isinstance(criterion, Schedulable):
             if scheduled or c.searnn_alpha_growth != 1.0:
                 raise ValueError(f"--searnn-rollin-* / --searnn-alpha-growth schedule a SeaRNN "
                                  f"criterion (searnn_ll/kl/sll/skl); {name} has no schedule")
@@ -76,22 +81,21 @@ class SearnnTranslationTask(TranslationTask):
                 logger.warning(f"--searnn-warmup-updates ignored: {name} is not a SeaRNN "
                                "criterion")
             return criterion
-        if scheduled and str(criterion.cfg.rollin) != "mixed":
+        defaults = criterion.schedule_defaults()
+        if scheduled and defaults.rollin_ref_prob is None:
             raise ValueError("--searnn-rollin-schedule / --searnn-rollin-ref-prob-start need "
-                             f"--rollin mixed (got --rollin {criterion.cfg.rollin})")
-        if c.searnn_alpha_growth != 1.0 and not _uses_alpha(criterion):
+                             "--rollin mixed")
+        if c.searnn_alpha_growth != 1.0 and defaults.alpha is None:
             raise ValueError(f"--searnn-alpha-growth: {name}'s LL loss has no alpha")
         return criterion
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        if hasattr(criterion, "set_schedule"):
+        if isinstance(criterion, Schedulable):
             values = self.schedule(criterion, update_num)
             criterion.set_schedule(**values)
-            if str(criterion.cfg.rollin) == "mixed":  # the only roll-in that reads it
-                metrics.log_scalar("searnn_rollin_ref_prob", values["rollin_ref_prob"],
-                                   weight=0, round=4)
-            if _uses_alpha(criterion):
-                metrics.log_scalar("searnn_alpha", values["alpha"], weight=0, round=4)
+            for name in ("rollin_ref_prob", "alpha"):
+                if values[name] is not None:
+                    metrics.log_scalar(f"searnn_{name}", values[name], weight=0, round=4)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     # ---------------------------------------------------------------------------- validation
@@ -146,11 +150,6 @@ class SearnnTranslationTask(TranslationTask):
             metrics.log_scalar(key, round(sum(float(log.get(key, 0)) for log in logging_outputs)))
         metrics.log_derived(f"searnn_{metric}", lambda meters: validation.corpus_score(
             metric, {key: meters[key].sum for key in keys}))
-
-
-def _uses_alpha(criterion) -> bool:
-    """Whether the SeaRNN criterion's loss reads alpha (KL, LLCAS, hinge; not LL)."""
-    return criterion.loss_name != "ll" or criterion.cfg.searnn_loss is not None
 
 
 def _root_option(cfg, name):
