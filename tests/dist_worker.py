@@ -20,7 +20,9 @@ def main():
     from fairseq_cli import train
 
     results = {}
-    for name, argv in json.loads(open(configs).read()).items():
+    with open(configs) as f:
+        runs = json.load(f)
+    for name, argv in runs.items():
         argv = argv + [
             "--distributed-world-size", world, "--distributed-rank", rank,
             "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-no-spawn",

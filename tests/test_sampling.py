@@ -61,7 +61,7 @@ def test_sampled_sets(strategy):
     cand, mask = sampling.sampled_candidates(ref_act, lprobs, allowed, strategy, k, keys, EOS,
                                              3.0, ref, ref_len, w)
     B, T, K = cand.shape
-    assert K == k + 2 + (2 * w if strategy == "topk-neighbors" else 0)
+    assert k + 2 + (2 * w if strategy == "topk-neighbors" else 0) == K
     for b in range(B):
         for t in range(T):
             valid = cand[b, t][mask[b, t]].tolist()

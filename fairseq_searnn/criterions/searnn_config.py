@@ -118,41 +118,53 @@ def alpha(cfg: SearnnConfig) -> float:
 
 def check(cfg: SearnnConfig, sampled: bool, vocab: int, fixed_length: bool = False) -> None:
     """Raise ``ValueError`` naming the option for any invalid value or combination."""
-    def fail(msg):
-        raise ValueError(msg)
-
     if vocab <= 1:
-        fail("the target dictionary holds only special symbols: no candidate token besides EOS")
+        raise ValueError("the target dictionary holds only special symbols: no candidate token "
+                         "besides EOS")
+    for problem in (*_value_problems(cfg), *_candidate_problems(cfg, sampled, vocab),
+                    *_policy_problems(cfg, fixed_length)):
+        raise ValueError(problem)
+
+
+def _value_problems(cfg: SearnnConfig):
+    """Messages for out-of-range values."""
     for name in ("rollin_ref_prob", "rollout_ref_prob", "searnn_mle_weight"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
-            fail(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}")
+            yield f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}"
     if cfg.searnn_alpha is not None and cfg.searnn_alpha <= 0:
-        fail(f"--searnn-alpha must be > 0, got {cfg.searnn_alpha}")
+        yield f"--searnn-alpha must be > 0, got {cfg.searnn_alpha}"
     if cfg.searnn_sampling_temperature <= 0:
-        fail("--searnn-sampling-temperature must be > 0")
+        yield "--searnn-sampling-temperature must be > 0"
+    if cfg.searnn_cells < 0:
+        yield "--searnn-cells must be >= 0 (0: every cell)"
+    if cfg.rollout_batch_size <= 0:
+        yield "--rollout-batch-size must be > 0"
+    if (cfg.rollout_max_len_b or 0) < 0 or (cfg.rollout_max_len_a or 0) < 0:
+        yield "--rollout-max-len-a/-b must be >= 0"
+
+
+def _candidate_problems(cfg: SearnnConfig, sampled: bool, vocab: int):
+    """Messages for candidate-set options that do not fit the criterion."""
     if sampled and cfg.searnn_tokens <= 0:
-        fail("sampled SeaRNN criterions need --searnn-tokens K > 0")
+        yield "sampled SeaRNN criterions need --searnn-tokens K > 0"
     if not sampled and cfg.searnn_tokens > 0:
-        fail("--searnn-tokens applies to searnn_sll / searnn_skl; the full criterions try "
-             "every symbol")
+        yield ("--searnn-tokens applies to searnn_sll / searnn_skl; the full criterions try "
+               "every symbol")
     if cfg.searnn_tokens > vocab:
-        fail(f"--searnn-tokens {cfg.searnn_tokens} exceeds the {vocab} candidate symbols of "
-             "the target dictionary")
+        yield (f"--searnn-tokens {cfg.searnn_tokens} exceeds the {vocab} candidate symbols of "
+               "the target dictionary")
     if cfg.searnn_neighbors < 0 or (
             cfg.searnn_neighbors > 0 and cfg.searnn_token_sampling != "topk-neighbors"):
-        fail("--searnn-neighbors W >= 0 needs --searnn-token-sampling topk-neighbors")
-    if cfg.searnn_cells < 0:
-        fail("--searnn-cells must be >= 0 (0: every cell)")
-    if cfg.rollout_batch_size <= 0:
-        fail("--rollout-batch-size must be > 0")
-    if (cfg.rollout_max_len_b or 0) < 0 or (cfg.rollout_max_len_a or 0) < 0:
-        fail("--rollout-max-len-a/-b must be >= 0")
-    if fixed_length and str(cfg.searnn_reference) != "copy":
-        fail("fixed-length outputs (--searnn-fixed-length, or the task's) need "
-             "--searnn-reference copy: a best suffix changes the length")
-    if cfg.rollout == "focused" and cfg.rollout_focused_steps < 1:
-        fail("--rollout-focused-steps must be >= 1")
+        yield "--searnn-neighbors W >= 0 needs --searnn-token-sampling topk-neighbors"
 
+
+def _policy_problems(cfg: SearnnConfig, fixed_length: bool):
+    """Messages for roll-out / reference policies that do not fit together."""
+    if fixed_length and str(cfg.searnn_reference) != "copy":
+        yield ("fixed-length outputs (--searnn-fixed-length, or the task's) need "
+               "--searnn-reference copy: a best suffix changes the length")
+    if cfg.rollout == "focused" and cfg.rollout_focused_steps < 1:
+        yield "--rollout-focused-steps must be >= 1"
 
 
 def search_config(cfg: SearnnConfig, fixed_length: bool = False) -> SearchConfig:

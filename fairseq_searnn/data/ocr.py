@@ -33,7 +33,7 @@ class OcrWord:
 def _open_text(path):
     with open(path, "rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gzipped else open(path, "rt")
+    return gzip.open(path, "rt") if gzipped else open(path)
 
 
 def read_letter_data(path) -> List[OcrWord]:

@@ -97,10 +97,7 @@ class OcrDecoder(FairseqIncrementalDecoder):
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
             cached = self.get_incremental_state(incremental_state, "state")
-        if cached is None:
-            h = torch.tanh(self.init(encoder_out["final"]))
-        else:
-            h = cached["hidden"]
+        h = torch.tanh(self.init(encoder_out["final"])) if cached is None else cached["hidden"]
         enc, mask = encoder_out["out"], encoder_out["padding_mask"]
         logits, attns = [], []
         for emb in self.embed(prev_output_tokens).unbind(1):
