@@ -27,7 +27,7 @@ setup(
         "sentencepiece",
     ],
     extras_require={
-        "test": ["pytest", "matplotlib", "sacremoses"],
+        "test": ["pytest", "matplotlib", "sacremoses", "ruff==0.17.6"],
         "examples": ["matplotlib", "sacremoses"],
         "bench": ["rapidfuzz"],
     },
@@ -35,6 +35,7 @@ setup(
         "console_scripts": [
             "fairseq-searnn-user-dir = fairseq_searnn.cli:print_user_dir",
             "fairseq-searnn-demo = fairseq_searnn.demo:main",
+            "fairseq-searnn-diagnose = fairseq_searnn.diagnose.cli:main",
         ],
     },
 )

@@ -22,17 +22,13 @@ average before and after is recorded).
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_of  # noqa: E402
-
-from fairseq_searnn import costs  # noqa: E402
-from fairseq_searnn.search import reference  # noqa: E402
+from fairseq_searnn import costs
+from fairseq_searnn.recipes.bench import best_of
+from fairseq_searnn.search import reference
 
 PAD = 1
 VOCAB = 10000
@@ -113,11 +109,13 @@ def run(quick: bool = False, repeats: int = 5, threads: int = 2) -> dict:
     res["edit_speedup_vs_rapidfuzz"] = res["rapidfuzz_loop_s"] / res["edit_s"]
 
     for name in ("bleu1", "hamming"):
-        res[f"{name}_s"], _ = best_of(lambda: costs.get_cost(name)(hyp, ref, PAD), repeats)
+        fn = costs.get_cost(name)
+        res[f"{name}_s"], _ = best_of(lambda fn=fn: fn(hyp, ref, PAD), repeats)
 
     for name in ("bleu1", "edit"):
         res[f"best_suffix_{name}_s"], _ = best_of(
-            lambda: reference.suffix_start(prefix, p_ref, PAD, "best-suffix", name), repeats)
+            lambda name=name: reference.suffix_start(prefix, p_ref, PAD, "best-suffix", name),
+            repeats)
     sub_p, sub_r = prefix[:brute_n], p_ref[:brute_n]
     res["bruteforce_prefixes"] = brute_n
     res["best_suffix_bleu1_bruteforce_s"], slow = best_of(

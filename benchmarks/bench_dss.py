@@ -71,17 +71,14 @@ def _dictionary(vocab):
 
 def _build(arch, options, dictionary, seed=1):
     """A model built the way fairseq-train builds it (parser -> config -> task.build_model)."""
-    from fairseq import options as fairseq_options
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq.tasks.translation import TranslationTask
 
     from fairseq_searnn.cli import user_dir
+    from fairseq_searnn.recipes import train_config
 
-    argv = ["unused-data-dir", "--user-dir", user_dir(), "--task", "translation",
-            "--source-lang", "src", "--target-lang", "tgt", "--arch", arch, "--dropout", "0.1",
-            *options]
-    parser = fairseq_options.get_training_parser()
-    cfg = convert_namespace_to_omegaconf(fairseq_options.parse_args_and_arch(parser, argv))
+    cfg = train_config(["unused-data-dir", "--user-dir", user_dir(), "--task", "translation",
+                        "--source-lang", "src", "--target-lang", "tgt", "--arch", arch,
+                        "--dropout", "0.1", *options])
     task = TranslationTask(cfg.task, dictionary, dictionary)
     torch.manual_seed(seed)
     return task.build_model(cfg.model).train()

@@ -22,10 +22,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-
-from fairseq_searnn.search.engine import SearchConfig  # noqa: E402
+from fairseq_searnn.recipes import bench
+from fairseq_searnn.search.engine import SearchConfig
 
 NMT_VOCAB, SPELL_VOCAB = 10000, 39  # + 4 special symbols = 43 for spelling
 MAX_LEN = 40
@@ -48,9 +46,9 @@ def rollouts_vs_sequence_generator(arch, n_sent, cells, tokens, repeats):
     from fairseq.sequence_generator import SequenceGenerator
 
     crit_args = _searnn_args("searnn_skl", "learned", tokens, cells)
-    task, model, crit = common.build(arch, NMT_VOCAB, "searnn_skl", crit_args)
+    task, model, crit = bench.build(arch, NMT_VOCAB, "searnn_skl", crit_args)
     model.eval()
-    sample = common.batch(task, n_sent)
+    sample = bench.batch(task, n_sent)
     d = task.target_dictionary
     pad, eos = d.pad(), d.eos()
     # engine: best of `repeats`, roll-out phase only (it includes the roll-in pass it forks)
@@ -84,7 +82,7 @@ def rollouts_vs_sequence_generator(arch, n_sent, cells, tokens, repeats):
             outputs.append((rows, out))
         return outputs
 
-    gen_time, outputs = common.best_of(run_generator, repeats)
+    gen_time, outputs = bench.best_of(run_generator, repeats)
     same, sg_tokens = 0, 0
     for rows, out in outputs:
         for r, hypos in zip(rows.tolist(), out):
@@ -131,7 +129,7 @@ def step_time(task, model, crit, sample, repeats):
         search.finish = recording_finish
     step = train_step(model, crit, sample)
     try:
-        times = [common.timed(step) for _ in range(repeats + 1)][1:]  # first run: warm-up
+        times = [bench.timed(step) for _ in range(repeats + 1)][1:]  # first run: warm-up
     finally:
         if search is not None:
             search.finish = finish
@@ -146,13 +144,13 @@ def step_time(task, model, crit, sample, repeats):
 
 
 def steps_vs_mle(arch, vocab, configs, n_sent, tgt_len, repeats):
-    task, model, mle = common.build(arch, vocab)
-    sample = common.batch(task, n_sent, tgt_len)
+    task, model, mle = bench.build(arch, vocab)
+    sample = bench.batch(task, n_sent, tgt_len)
     init = copy.deepcopy(model.state_dict())  # every method starts from the same weights
     base, _ = step_time(task, model, mle, sample, repeats)
     rows = {"mle_s": base}
     for label, name, args in configs:
-        _, _, crit = common.build(arch, vocab, name, args)
+        _, _, crit = bench.build(arch, vocab, name, args)
         model.load_state_dict(init)
         t, breakdown = step_time(task, model, crit, sample, repeats)
         rows[label] = {"step_s": t, "vs_mle": t / base, **breakdown}
@@ -163,15 +161,15 @@ def peak_rss_mb(arch, vocab, name, args, n_sent, tgt_len):
     """Peak resident memory (MB) of a fresh process over a training step (after a warm-up
     step; the kernel's high-water mark is reset before it with ``/proc/self/clear_refs``),
     and the resident memory before them (libraries, model, optimizer state): ``(peak, base)``."""
-    code = (
-        "import sys, torch; sys.path.insert(0, %r); import common, bench_engine as be;"
-        "torch.set_num_threads(2); task, model, crit = common.build(%r, %d, %r, %r);"
-        "s = common.batch(task, %d, %r); step = be.train_step(model, crit, s); step();"
-        "open('/proc/self/clear_refs', 'w').write('5'); before = common.peak_rss_mb();"
-        "step(); print(before, common.peak_rss_mb())"
-    ) % (str(Path(__file__).parent), arch, vocab, name, list(args), n_sent, tuple(tgt_len))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (  # run beside this file, which it imports
+        "import torch, bench_engine as be; from fairseq_searnn.recipes import bench;"
+        f"torch.set_num_threads(2); task, model, crit = bench.build({arch!r}, {vocab:d}, "
+        f"{name!r}, {list(args)!r}); s = bench.batch(task, {n_sent:d}, {tuple(tgt_len)!r});"
+        "step = be.train_step(model, crit, s); step();"
+        "open('/proc/self/clear_refs', 'w').write('5'); before = bench.peak_rss_mb();"
+        "step(); print(before, bench.peak_rss_mb())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent,
+                         capture_output=True, text=True, check=True)
     before, peak = map(float, out.stdout.strip().splitlines()[-1].split())
     return peak, before
 
@@ -235,12 +233,12 @@ def run(quick: bool = False) -> dict:
         res["long_sequences"] = long_sequences()
     # 4. scaling: step time against the number of roll-outs (NMT LSTM, 16 sentences)
     if not quick:
-        task, model, _ = common.build("lstm", NMT_VOCAB)
-        sample = common.batch(task, 16)
+        task, model, _ = bench.build("lstm", NMT_VOCAB)
+        sample = bench.batch(task, 16)
         init = copy.deepcopy(model.state_dict())
         sweep = []
         for c, k in ((5, 5), (10, 5), (20, 5), (30, 5), (10, 10), (10, 25), (10, 50)):
-            _, _, crit = common.build("lstm", NMT_VOCAB, "searnn_skl",
+            _, _, crit = bench.build("lstm", NMT_VOCAB, "searnn_skl",
                                       _searnn_args("searnn_skl", "learned", k, cells=c))
             model.load_state_dict(init)
             t, _ = step_time(task, model, crit, sample, 1)

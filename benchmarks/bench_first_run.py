@@ -141,8 +141,9 @@ def main(argv=None):
     p.add_argument("--out", type=Path, help="write the results as JSON")
     args = p.parse_args(argv)
     import fairseq_searnn
+    from fairseq_searnn.cli import user_dir
 
-    args.user_dir = os.path.abspath(args.user_dir or os.path.dirname(fairseq_searnn.__file__))
+    args.user_dir = os.path.abspath(args.user_dir or user_dir())
     updates = dict(MAX_UPDATE, **{k: int(v) for k, v in (x.split("=") for x in args.max_update)})
     args.work = args.work.resolve()
     (args.work / "logs").mkdir(parents=True, exist_ok=True)

@@ -11,18 +11,15 @@ import argparse
 import json
 import logging
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
 
+# the bench_* modules stand beside this script, whose folder Python puts first on sys.path
+import bench_costs
+import bench_dss
+import bench_engine
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_costs  # noqa: E402
-import bench_dss  # noqa: E402
-import bench_engine  # noqa: E402
 
 HEADLINE = {
     "engine": ["rollout_tokens_per_s_vs_sequence_generator", "reference_rollout_step_vs_mle",

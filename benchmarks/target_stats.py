@@ -22,13 +22,11 @@ import torch
 
 def build_criterion(task, data, setting):
     """The criterion of ``setting`` (fairseq-train options) on ``task``."""
-    from fairseq import options
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq_searnn.recipes import train_config
 
     name, *extra = shlex.split(setting)
-    parser = options.get_training_parser()
-    argv = [data, "--task", "translation", "--arch", "lstm", "--criterion", name, *extra]
-    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, argv))
+    cfg = train_config([data, "--task", "translation", "--arch", "lstm", "--criterion", name,
+                        *extra])
     return task.build_criterion(cfg.criterion)
 
 

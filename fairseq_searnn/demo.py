@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from fairseq_searnn.cli import user_dir
-from fairseq_searnn.data import spelling
+from fairseq_searnn.data import demo_corpus, spelling
+from fairseq_searnn.recipes import criterion_args, train_config
 
 MODEL = [  # the paper's spelling model size: 100 units, attention, bidirectional encoder
     "--arch", "lstm", "--encoder-bidirectional",
@@ -36,12 +37,10 @@ MODEL = [  # the paper's spelling model size: 100 units, attention, bidirectiona
 
 
 def searnn_args(args) -> List[str]:
-    return [
-        "--criterion", "searnn_skl", "--searnn-cost", "edit", "--rollin", "learned",
-        "--rollout", "mixed", "--searnn-tokens", str(args.tokens),
-        "--searnn-token-sampling", args.token_sampling, "--searnn-alpha", str(args.alpha),
-        "--rollout-max-len-a", "1", "--rollout-max-len-b", "2",
-    ]
+    """sKL with the spelling recipe's settings (``examples/spelling/train.sh``): edit cost,
+    learned roll-in, mixed roll-out, roll-outs up to the source length + 2 symbols."""
+    return criterion_args("skl", "edit", tokens=args.tokens, sampling=args.token_sampling,
+                          alpha=args.alpha, max_len=(1, 2))
 
 
 def _quiet():
@@ -51,16 +50,6 @@ def _quiet():
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-
-
-def _cfg(argv: Sequence[str]):
-    from fairseq import options
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-
-    parser = options.get_training_parser()
-    with contextlib.redirect_stderr(io.StringIO()):
-        ns = options.parse_args_and_arch(parser, list(argv))
-    return convert_namespace_to_omegaconf(ns)
 
 
 class Run:
@@ -79,7 +68,8 @@ class Run:
             "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--cpu",
             "--num-workers", "0", "--no-progress-bar",
         ]
-        cfg = _cfg(argv)
+        with contextlib.redirect_stderr(io.StringIO()):
+            cfg = train_config(argv)
         utils.import_user_module(cfg.common)
         _quiet()
         np.random.seed(cfg.common.seed)
@@ -216,7 +206,8 @@ def plot(runs: Sequence[Run], path: Path, title: str, baseline: float) -> bool:
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="fairseq-searnn-demo", description=__doc__.split("\n")[0])
     p.add_argument("--corpus", help="English text file (default: Python's own documentation)")
-    p.add_argument("--out", default=".", help="directory for the plot and the work files")
+    p.add_argument("--out", default="fairseq-searnn-demo",
+                   help="output folder: the plot, and the data and checkpoints under work/")
     p.add_argument("--budget", type=float, default=300.0,
                    help="SeaRNN training seconds (evaluation excluded); MLE then trains the "
                    "same number of updates")
@@ -257,12 +248,12 @@ def run(argv=None) -> Dict[str, Dict[str, float]]:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     out = Path(args.out)
-    work = out / "fairseq-searnn-demo"
+    work = out / "work"
     out.mkdir(parents=True, exist_ok=True)
     if args.corpus:
         lines, source = spelling.read_lines(args.corpus), args.corpus
     else:
-        lines = spelling.stdlib_docstring_lines()
+        lines = demo_corpus.stdlib_docstring_lines()
         source = f"Python {sys.version.split()[0]} standard-library documentation"
     if args.max_lines:
         lines = lines[: args.max_lines]
@@ -287,7 +278,7 @@ def run(argv=None) -> Dict[str, Dict[str, float]]:
     searnn = Run("SeaRNN", stats.data, searnn_args(args), args)
     schedule = train_searnn(searnn, args.budget, args.updates, args.evals)
     print(f"[2/2] MLE (token cross-entropy), {searnn.updates} updates", flush=True)
-    mle = Run("MLE", stats.data, ["--criterion", "cross_entropy"], args)
+    mle = Run("MLE", stats.data, criterion_args("mle"), args)
     train_to(mle, schedule)
 
     results = {}

@@ -18,13 +18,11 @@ sharding. No fairseq imports: inputs are strings, e.g. ``Dictionary.string`` out
 
 from typing import Dict, List, Mapping, Sequence
 
-import torch
-
 from fairseq_searnn import costs
 
 METRICS = ("hamming", "edit", "bleu")
 BLEU_ORDER = 4
-_PAD = 0  # symbol ids start at 1
+_PAD = costs.SYMBOL_PAD
 
 
 def stat_keys(metric: str) -> List[str]:
@@ -51,7 +49,7 @@ def sentence_stats(metric: str, hyps: Sequence[str], refs: Sequence[str]) -> Dic
         score = sacrebleu.corpus_bleu(list(hyps), [list(refs)])
         values = [*score.counts, *score.totals, score.sys_len, score.ref_len]
         return {k: int(v) for k, v in zip(keys, values)}
-    hyp, ref = symbol_tensors([h.split() for h in hyps], [r.split() for r in refs])
+    hyp, ref = costs.symbol_tensors([h.split() for h in hyps], [r.split() for r in refs])
     ref_len = costs.lengths(ref, _PAD)
     if metric == "edit":
         errors = costs.edit_distance(hyp, ref, _PAD)
@@ -75,21 +73,6 @@ def corpus_score(metric: str, sums: Mapping[str, float]) -> float:
             smooth_method="exp")
         return float(bleu.score)
     return 100.0 * float(sums["_searnn_errors"]) / max(float(sums["_searnn_ref_len"]), 1.0)
-
-
-def symbol_tensors(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]):
-    """Symbol lists -> right-padded LongTensors ``hyp: [N, Lh]``, ``ref: [N, Lr]`` (pad 0),
-    with one id per distinct symbol (ids are local to the call: only equality matters)."""
-    vocab: Dict[str, int] = {}
-
-    def encode(rows):
-        ids = [[vocab.setdefault(s, len(vocab) + 1) for s in row] for row in rows]
-        out = torch.full((len(ids), max(map(len, ids), default=0)), _PAD, dtype=torch.long)
-        for i, row in enumerate(ids):
-            out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return out
-
-    return encode(hyps), encode(refs)
 
 
 def _check(metric: str) -> None:

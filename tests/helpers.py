@@ -211,15 +211,21 @@ def same_weights_model(data_dir, model, arch, extra=()):
     return twin.eval()
 
 
-def load_example(folder, name):
-    """Import ``examples/<folder>/<name>.py`` (example scripts are not a package)."""
+def load_script(path, module_name=None):
+    """Import the script at ``path``, relative to the repository (scripts are not a package)."""
     import importlib.util
 
-    path = REPO / "examples" / folder / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"example_{folder}_{name}", path)
+    path = REPO / path
+    name = module_name or "script_" + "_".join(path.relative_to(REPO).with_suffix("").parts)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_example(folder, name):
+    """Import ``examples/<folder>/<name>.py`` (example scripts are not a package)."""
+    return load_script(f"examples/{folder}/{name}.py", f"example_{folder}_{name}")
 
 
 def quick_fit(task, model, steps=40):

@@ -1,4 +1,5 @@
-"""Translation data pipelines (fairseq_searnn.data.nmt_prepare, examples/nmt), offline."""
+"""Translation data pipelines (fairseq_searnn.data.nmt_prepare, .subword, .nmt_eval;
+examples/nmt), offline."""
 
 import json
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 import helpers
+from fairseq_searnn.data import nmt_eval, subword
 from fairseq_searnn.data import nmt_prepare as nmt
 
 
@@ -20,7 +22,7 @@ def _one_thread(_two_threads):
 
 def test_subword_nmt_codes_reproduce_the_standard_fairseq_bpe(shared_data):
     iwslt = shared_data / "iwslt14"
-    codes = nmt.SubwordNmtCodes(iwslt / "bpe10k" / "code")
+    codes = subword.SubwordNmtCodes(iwslt / "bpe10k" / "code")
     assert codes.version == (0, 2)
     for lang in ("de", "en"):
         tok = nmt.read_lines(iwslt / "tok" / f"valid.{lang}", 1500)
@@ -31,7 +33,7 @@ def test_subword_nmt_codes_reproduce_the_standard_fairseq_bpe(shared_data):
 def test_subword_nmt_codes_by_hand(tmp_path):
     path = tmp_path / "code"
     path.write_text("#version: 0.2\nl o\nlo w</w>\ne r</w>\n")
-    codes = nmt.SubwordNmtCodes(path)
+    codes = subword.SubwordNmtCodes(path)
     assert codes.segment("low lower  newer a") == "low lo@@ w@@ er n@@ e@@ w@@ er a"
 
 
@@ -91,17 +93,17 @@ def test_iwslt14_pipeline_offline(tmp_path, shared_data):
             assert (out / "bin" / f"{split}.de-en.{lang}.bin").exists()
     # undoing BPE + Moses: the references' own subword units score (almost) 100 BLEU
     units = nmt.read_lines(out / "bpe" / "valid.en")
-    score, hyps = nmt.bleu(out, units, "valid")
+    score, hyps = nmt_eval.bleu(out, units, "valid")
     assert len(hyps) == len(units) and score.score > 90
-    assert nmt.tokenized_bleu(out, units, "valid").score == pytest.approx(100.0)
+    assert nmt_eval.tokenized_bleu(out, units, "valid").score == pytest.approx(100.0)
     # the standard fairseq codes instead of sentencepiece
     out2 = nmt.prepare_iwslt14(str(tmp_path / "orig" / "de-en"), tmp_path / "iwslt-bpe10k",
                                bpe="subword-nmt",
                                codes=shared_data / "iwslt14" / "bpe10k" / "code")
-    codes = nmt.SubwordNmtCodes(shared_data / "iwslt14" / "bpe10k" / "code")
+    codes = subword.SubwordNmtCodes(shared_data / "iwslt14" / "bpe10k" / "code")
     assert nmt.read_lines(out2 / "bpe" / "valid.de") == [
         codes.segment(x) for x in tok["valid"]["de"]]
-    assert nmt.tokenized_bleu(out2, nmt.read_lines(out2 / "bpe" / "valid.en"),
+    assert nmt_eval.tokenized_bleu(out2, nmt.read_lines(out2 / "bpe" / "valid.en"),
                               "valid").score == pytest.approx(100.0)
 
 
@@ -112,7 +114,7 @@ def test_multi30k_pipeline_train_and_score(tmp_path, shared_data):
                         "--max-lines", "203"])
     units = nmt.read_lines(out / "bpe" / "valid.en")
     assert len(units) == 203 and all("\u2581" in line for line in units)
-    assert nmt.bleu(out, units, "valid")[0].score == pytest.approx(100.0)
+    assert nmt_eval.bleu(out, units, "valid")[0].score == pytest.approx(100.0)
     vocab = nmt.read_lines(out / "bin" / "dict.de.txt")
     assert vocab == nmt.read_lines(out / "bin" / "dict.en.txt")  # joined dictionary
     assert 150 <= len(vocab) <= 260

@@ -1,5 +1,5 @@
-"""Replication drivers: log parsing and summaries (examples/replication.py) and the weights-only
-starting checkpoint of the Multi30k fine-tunes (examples/nmt/replicate_multi30k.py)."""
+"""Replication drivers: log parsing and summaries (fairseq_searnn.recipes.replication) and the
+weights-only starting checkpoint of the Multi30k fine-tunes (examples/nmt/replicate_multi30k.py)."""
 
 import sys
 
@@ -7,9 +7,8 @@ import pytest
 import torch
 
 import helpers
-
-sys.path.insert(0, str(helpers.REPO / "examples"))
-import replication  # noqa: E402
+from fairseq_searnn import recipes
+from fairseq_searnn.recipes import replication
 
 LOG = """\
 2026-11-22 06:11:30 | INFO | train_inner | epoch 001: 200 / 454 loss=6.9, num_updates=200, lr=0.001
@@ -39,11 +38,11 @@ def test_mean_std_and_cached(tmp_path):
 
 
 def test_run_logged_reports_the_failure(tmp_path):
-    replication.run_logged([sys.executable, "-c", "print('ok')"], tmp_path / "ok.log")
+    recipes.run_logged([sys.executable, "-c", "print('ok')"], tmp_path / "ok.log")
     assert (tmp_path / "ok.log").read_text() == "ok\n"
     with pytest.raises(RuntimeError, match="boom"):
-        replication.run_logged([sys.executable, "-c", "import sys; sys.exit('boom')"],
-                               tmp_path / "bad.log")
+        recipes.run_logged([sys.executable, "-c", "import sys; sys.exit('boom')"],
+                           tmp_path / "bad.log")
 
 
 def test_fine_tune_starts_from_weights_only(tmp_path, data_bin):
@@ -125,7 +124,7 @@ def test_multi30k_seed_means_skip_what_they_are_told():
     means; the beam drop is the mean of the per-seed drops."""
     import statistics
 
-    agg = helpers.load_example("nmt", "summarise_multi30k_seeds")
+    agg = helpers.load_script("analysis/summarise_multi30k_seeds.py")
 
     def row(greedy, beam, beam_t, updates):
         return {"updates": updates, "train_wall_s": 2.0 * updates, "valid_curve_256": [],

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import helpers
-from fairseq_searnn.data import spelling
+from fairseq_searnn.data import demo_corpus, spelling
 
 ALPHABET = set(spelling.ALPHABET)
 
@@ -68,9 +68,9 @@ def test_edit_distance_and_corpus_error():
 
 
 def test_stdlib_corpus_is_deterministic_english():
-    lines = spelling.stdlib_docstring_lines()
+    lines = demo_corpus.stdlib_docstring_lines()
     assert len(lines) > 2000
-    assert lines == spelling.stdlib_docstring_lines()
+    assert lines == demo_corpus.stdlib_docstring_lines()
     assert set("".join(lines)) <= ALPHABET
     words = " ".join(lines).split()
     assert sum(w in ("the", "a", "of", "to", "is") for w in words) > 0.1 * len(words)
@@ -163,3 +163,16 @@ def test_command_line_t30_and_recipe_end_to_end(tmp_path, shared_data, capsys):
                                    "test", 1, tmp_path / "gen")
     assert refs == clean and len(hyps) == len(refs)
     assert spelling.edit_error(hyps, refs) == pytest.approx(err)
+    # a user's own text: the same sentences, clipped and noised as the test split was (the
+    # split's noise seed differs, so only the references and the sizes must agree)
+    own = tmp_path / "own.txt"
+    own.write_text("".join(t + "\n" for t in clean))
+    data, n = evaluate.binarize_text(own, tmp_path / "own", 0.3, 30, seed=1)
+    hyps2, refs2 = evaluate.generate(data, save / "checkpoint_last.pt", "test", 1,
+                                     tmp_path / "gen2")
+    want = [t for t in (spelling.clip(line, 30) for line in spelling.read_lines(own)) if t]
+    assert n == len(want) == len(hyps2) and refs2 == want and n >= len(clean) - 2
+    err2 = evaluate.main(["--text", str(own), "--checkpoint", str(save / "checkpoint_last.pt"),
+                          "--max-len", "30"])
+    assert err2 == pytest.approx(spelling.edit_error(hyps2, refs2))
+    assert f"{own}: {n} sentences" in capsys.readouterr().out

@@ -24,30 +24,14 @@ numbers. Arguments after ``--`` go to both fairseq-train runs.
 import argparse
 import json
 import random
-import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from fairseq_searnn import recipes
+from fairseq_searnn.cli import user_dir
+
 ALPHABET = [chr(ord("a") + i) for i in range(12)]
-
-
-def _tool(name):
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
-
-
-def _run(cmd, log=None):
-    cmd = [str(c) for c in cmd]
-    print("+ " + " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if log is not None:
-        Path(log).write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout
 
 
 def target_of(words):
@@ -73,42 +57,38 @@ def write_corpus(directory, sizes, seed, max_len):
 
 
 def criterion_args(method, args):
-    if method == "mle":
-        return ["--criterion", "cross_entropy"]
-    return ["--criterion", "searnn_skl", "--searnn-tokens", str(args.tokens),
-            "--searnn-alpha", str(args.alpha), "--searnn-cost", "bleu",
-            "--searnn-cells", str(args.cells),
-            "--rollin", "learned", "--rollout", "mixed",
-            "--rollout-max-len-a", "2", "--rollout-max-len-b", "5"]
+    """``mle`` or ``skl`` (any SeaRNN loss): learned roll-in, mixed roll-out, sentence BLEU+1
+    cost, roll-outs of at most twice the source length + 5 tokens."""
+    return recipes.criterion_args(method, "bleu", tokens=args.tokens, alpha=args.alpha,
+                                  cells=args.cells, max_len=(2, 5))
 
 
 def train(method, args, data, extra):
     save = args.out / f"ck-{method}"
     start = time.time()
-    _run([_tool("fairseq-train"), data, "--user-dir", _user_dir(), "--task", "searnn_translation",
-          "--source-lang", "src", "--target-lang", "tgt",
-          "--arch", "lstm", "--encoder-embed-dim", "64", "--encoder-hidden-size", "64",
-          "--decoder-embed-dim", "64", "--decoder-hidden-size", "64",
-          "--decoder-out-embed-dim", "64", "--dropout", "0",
-          "--optimizer", "adam", "--lr", str(args.lr), "--max-tokens", str(args.max_tokens),
-          "--max-update", str(args.updates), "--seed", str(args.seed), "--cpu",
-          "--num-workers", "0", "--disable-validation", "--no-epoch-checkpoints",
-          "--save-dir", save, "--log-format", "simple", "--log-interval", "50",
-          *criterion_args(method, args), *extra], log=args.out / f"train-{method}.log")
+    recipes.run_logged([
+        recipes.tool("fairseq-train"), data, "--user-dir", user_dir(),
+        "--task", "searnn_translation", "--source-lang", "src", "--target-lang", "tgt",
+        "--arch", "lstm", "--encoder-embed-dim", "64", "--encoder-hidden-size", "64",
+        "--decoder-embed-dim", "64", "--decoder-hidden-size", "64",
+        "--decoder-out-embed-dim", "64", "--dropout", "0",
+        "--optimizer", "adam", "--lr", str(args.lr), "--max-tokens", str(args.max_tokens),
+        "--max-update", str(args.updates), "--seed", str(args.seed), "--cpu",
+        "--num-workers", "0", "--disable-validation", "--no-epoch-checkpoints",
+        "--save-dir", save, "--log-format", "simple", "--log-interval", "50",
+        *criterion_args(method, args), *extra], args.out / f"train-{method}.log")
     return save / "checkpoint_last.pt", time.time() - start
 
 
 def decode(checkpoint, data, beam, temperature, args):
-    out = _run([_tool("fairseq-generate"), data, "--user-dir", _user_dir(),
-                "--task", "searnn_translation", "--source-lang", "src", "--target-lang", "tgt",
-                "--path", checkpoint, "--gen-subset", "test", "--beam", str(beam),
-                "--temperature", str(temperature), "--max-len-a", "2", "--max-len-b", "5",
-                "--batch-size", "128", "--cpu", "--num-workers", "0"])
-    hyps, refs = {}, {}
-    for kind, i, text in re.findall(r"^([HT])-(\d+)\t(?:[^\t\n]*\t)?(.*)$", out, re.M):
-        (hyps if kind == "H" else refs)[int(i)] = text
-    order = sorted(refs)
-    return [hyps[i] for i in order], [refs[i] for i in order]
+    """``(hypotheses, references)`` of the test set, fairseq-generate's output read back."""
+    out = recipes.run_output([
+        recipes.tool("fairseq-generate"), data, "--user-dir", user_dir(),
+        "--task", "searnn_translation", "--source-lang", "src", "--target-lang", "tgt",
+        "--path", checkpoint, "--gen-subset", "test", "--beam", str(beam),
+        "--temperature", str(temperature), "--max-len-a", "2", "--max-len-b", "5",
+        "--batch-size", "128", "--cpu", "--num-workers", "0"])
+    return recipes.generate_pairs(out)
 
 
 def score(hyps, refs):
@@ -121,12 +101,6 @@ def score(hyps, refs):
             "edit": round(edit, 2),
             "len_ratio": round(sum(len(h.split()) for h in hyps)
                                / max(sum(len(r.split()) for r in refs), 1), 3)}
-
-
-def _user_dir():
-    import fairseq_searnn.cli
-
-    return fairseq_searnn.cli.user_dir()
 
 
 def main(argv=None):
@@ -152,9 +126,10 @@ def main(argv=None):
     write_corpus(text, {"train": args.train_size, "valid": 100, "test": args.test_size},
                  args.seed, max_len=7)
     shutil.rmtree(data, ignore_errors=True)
-    _run([_tool("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
-          "--trainpref", text / "train", "--validpref", text / "valid",
-          "--testpref", text / "test", "--destdir", data, "--workers", "1"])
+    recipes.run_output([recipes.tool("fairseq-preprocess"), "--source-lang", "src",
+                        "--target-lang", "tgt", "--trainpref", text / "train",
+                        "--validpref", text / "valid", "--testpref", text / "test",
+                        "--destdir", data, "--workers", "1"])
 
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "extra": extra, "runs": []}
     rows = ["| method | beam | temperature | BLEU | edit error % | hyp/ref length |",

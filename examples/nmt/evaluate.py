@@ -8,14 +8,14 @@ outputs are lowercase). IWSLT14 also gets the tokenised BLEU fairseq reports.
 """
 
 import argparse
-import contextlib
-import io
 import json
 import tempfile
 from pathlib import Path
 
+from fairseq_searnn import recipes
 from fairseq_searnn.cli import user_dir
-from fairseq_searnn.data import nmt_prepare
+from fairseq_searnn.data import nmt_eval
+from fairseq_searnn.data.nmt_prepare import write_lines
 
 
 def generate(prep, checkpoint, split, beam, results_dir, batch_size=64, lenpen=1.0,
@@ -23,10 +23,7 @@ def generate(prep, checkpoint, split, beam, results_dir, batch_size=64, lenpen=1
     """Subword-level hypotheses of ``split`` in sentence order (fairseq-generate, in-process).
     ``--required-batch-size-multiple 1``: with fairseq's default (8), batch_by_size drops the
     last sentences of a split whose size is not a multiple of 8 (fairseq issue #5036)."""
-    from fairseq import options
-    from fairseq_cli import generate as gen
-
-    info = json.loads((Path(prep) / "prep.json").read_text())
+    info = nmt_eval.prep_info(prep)
     argv = [str(Path(prep) / "bin"), "--user-dir", user_dir(), "--path", str(checkpoint),
             "--task", "translation", "--source-lang", info["src"],
             "--target-lang", info["tgt"], "--gen-subset", split, "--beam", str(beam),
@@ -34,10 +31,7 @@ def generate(prep, checkpoint, split, beam, results_dir, batch_size=64, lenpen=1
             "--max-len-a", str(max_len_a),
             "--max-len-b", str(max_len_b), "--batch-size", str(batch_size),
             "--required-batch-size-multiple", "1", "--cpu", "--results-path", str(results_dir)]
-    args = options.parse_args_and_arch(options.get_generation_parser(), argv)
-    with contextlib.redirect_stdout(io.StringIO()):
-        gen.main(args)
-    return nmt_prepare.read_generate_hypotheses(Path(results_dir) / f"generate-{split}.txt")
+    return recipes.generate_hypotheses(recipes.generate_in_process(argv))
 
 
 def main(argv=None):
@@ -60,15 +54,15 @@ def main(argv=None):
         pieces = generate(args.prep, args.checkpoint, args.split, args.beam, tmp,
                           args.batch_size, args.lenpen, args.max_len_a, args.max_len_b,
                           args.temperature)
-    score, hyps = nmt_prepare.bleu(args.prep, pieces, args.split)
+    score, hyps = nmt_eval.bleu(args.prep, pieces, args.split)
     result = {"split": args.split, "beam": args.beam, "temperature": args.temperature,
               "sentences": len(hyps),
               "sacrebleu": round(score.score, 2), "detail": str(score)}
-    if json.loads((Path(args.prep) / "prep.json").read_text()).get("moses"):
+    if nmt_eval.prep_info(args.prep).get("moses"):
         result["tokenized_bleu"] = round(
-            nmt_prepare.tokenized_bleu(args.prep, pieces, args.split).score, 2)
+            nmt_eval.tokenized_bleu(args.prep, pieces, args.split).score, 2)
     if args.out:
-        nmt_prepare.write_lines(args.out, hyps)
+        write_lines(args.out, hyps)
     print(json.dumps(result))
     return result
 

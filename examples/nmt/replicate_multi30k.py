@@ -28,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
+from fairseq_searnn import recipes
+from fairseq_searnn.recipes import replication
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-import replication  # noqa: E402
 
 SEARNN_CHEAP = {"METHOD": "searnn-cheap", "CELLS": "4", "TOKENS": "5", "NEIGHBORS": "2",
                 "FOCUSED": "2"}
@@ -73,7 +74,7 @@ def pretrain(args):
         return out
     out.mkdir(parents=True, exist_ok=True)
     env = _env(args, out, METHOD="mle", MAX_UPDATE=str(args.pretrain_updates))
-    replication.run_logged(
+    recipes.run_logged(
         ["bash", HERE / "train.sh", "--stop-time-hours", f"{args.pretrain_minutes / 60:.3f}",
          "--validate-interval-updates", "250", *COMMON], log, env)
     return out
@@ -101,7 +102,7 @@ def finetune(args, init, method):
     out.mkdir(parents=True, exist_ok=True)
     env_extra, options, every = METHODS[method]
     env = _env(args, out, MAX_UPDATE="1000000", **env_extra)
-    replication.run_logged(
+    recipes.run_logged(
         ["bash", HERE / "train.sh", "--finetune-from-model", init, "--lr", "1e-4",
          "--end-learning-rate", "1e-4", "--stop-time-hours", f"{args.minutes / 60:.4f}",
          "--validate-interval-updates", str(every), *COMMON, *options], log, env)
@@ -115,7 +116,7 @@ def evaluate(args, run):
         for beam, temperature in DECODES:
             tmp = run / "evaluate.json"
             start = time.time()
-            replication.run_logged(
+            recipes.run_logged(
                 [sys.executable, HERE / "evaluate.py", "--prep", args.prep, "--checkpoint",
                  run / "checkpoint_last.pt", "--split", "valid", "--beam", str(beam),
                  "--temperature", str(temperature), "--max-len-a", "1.2", "--max-len-b", "10"],

@@ -23,11 +23,10 @@ import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-import replication  # noqa: E402
+from fairseq_searnn import recipes
+from fairseq_searnn.recipes import METHODS, replication
 
-METHODS = ("mle", "ll", "kl", "sll", "skl")
+HERE = Path(__file__).resolve().parent
 
 
 def parse_method(spec):
@@ -59,8 +58,8 @@ def run_one(args, parsed, seed):
                "--seed", str(seed), "--max-epoch", "100000", "--alpha", str(args.alpha),
                "--tokens", str(args.tokens), "--sampling", args.sampling, "--",
                *schedule_args(args), "--clip-norm", str(args.clip_norm), *args.extra]
-        replication.run_logged(cmd, out / "run.log",
-                               dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
+        recipes.run_logged(cmd, out / "run.log",
+                           dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
     res = json.loads(result.read_text())
     text = (out / "train.log").read_text()
     updates = replication.train_updates(text)
@@ -113,9 +112,9 @@ def main(argv=None):
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--methods", nargs="+", type=parse_method,
                    default=[parse_method("mle"), parse_method("skl")],
-                   help="each METHOD (one of %s) or METHOD:ROLLIN:ROLLOUT, e.g. "
-                        "kl:reference:learned (default roll-in × roll-out: learned × mixed)"
-                        % ", ".join(METHODS))
+                   help=f"each METHOD (one of {', '.join(METHODS)}) or METHOD:ROLLIN:ROLLOUT, "
+                        "e.g. kl:reference:learned (default roll-in × roll-out: learned × "
+                        "mixed)")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--cap-minutes", type=float, default=90.0,
                    help="wall-time cap per run (a run stopped here is not converged)")

@@ -20,28 +20,17 @@ after ``--`` go to fairseq-train.
 
 import argparse
 import json
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-METHODS = ("mle", "ll", "kl", "sll", "skl")
-
-
-def _tool(name):
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
-
-
-def _user_dir():
-    import fairseq_searnn.cli
-
-    return fairseq_searnn.cli.user_dir()
+from fairseq_searnn import recipes
+from fairseq_searnn.cli import user_dir
+from fairseq_searnn.data.ocr import hamming_errors
+from fairseq_searnn.recipes import METHODS
 
 
 def task_args(args):
-    out = ["--user-dir", _user_dir(), "--task", "ocr", "--ocr-data", str(args.data),
+    out = ["--user-dir", user_dir(), "--task", "ocr", "--ocr-data", str(args.data),
            "--ocr-test-fold", str(args.test_fold), "--ocr-valid-fold", str(args.valid_fold),
            "--cpu"]
     if args.free_length:
@@ -50,17 +39,13 @@ def task_args(args):
 
 
 def criterion_args(args):
-    if args.method == "mle":
-        return ["--criterion", "cross_entropy"]
-    out = ["--criterion", f"searnn_{args.method}", "--searnn-cost", "hamming",
-           "--rollin", args.rollin, "--rollout", args.rollout, "--rollout-ref-prob", "0.5"]
-    if args.free_length:  # else exactly the word's letters (the task's fixed length)
-        out += ["--rollout-max-len-a", "1", "--rollout-max-len-b", str(args.max_len_b)]
-    if args.method in ("kl", "skl"):
-        out += ["--searnn-alpha", str(args.alpha)]
-    if args.method in ("sll", "skl"):
-        out += ["--searnn-tokens", str(args.tokens), "--searnn-token-sampling", args.sampling]
-    return out
+    """The method's criterion options: Hamming cost, the roll-out mixing the reference and
+    the learned policy half and half; with ``--free-length``, roll-outs stop at the word's
+    letters + ``--max-len-b`` (else exactly the word's letters, the task's fixed length)."""
+    return recipes.criterion_args(
+        args.method, "hamming", args.rollin, args.rollout, ref_prob=0.5, alpha=args.alpha,
+        tokens=args.tokens, sampling=args.sampling,
+        max_len=(1, args.max_len_b) if args.free_length else None)
 
 
 def train_argv(args, extra=()):
@@ -122,32 +107,11 @@ def checkpoint_name(args):
 
 def hamming_from_generate(text):
     """``(errors, characters, words)`` of fairseq-generate output (``T-``/``H-`` lines)."""
-    from fairseq_searnn.data.ocr import hamming_errors
-
-    refs, hyps = {}, {}
-    for line in text.splitlines():
-        if line.startswith("T-"):
-            key, _, letters = line.partition("\t")
-            refs[key[2:]] = letters.split()
-        elif line.startswith("H-"):
-            fields = line.split("\t")
-            hyps[fields[0][2:]] = fields[2].split() if len(fields) > 2 else []
-    if not refs or set(refs) != set(hyps):
-        raise ValueError(f"generate output: {len(refs)} references, {len(hyps)} hypotheses")
-    errors = sum(hamming_errors(hyps[k], refs[k]) for k in refs)
-    return errors, sum(len(r) for r in refs.values()), len(refs)
-
-
-def _run(cmd, log):
-    """Run ``cmd`` with its output in ``log``; returns the wall time in seconds."""
-    print("+ " + " ".join(cmd), flush=True)
-    start = time.time()
-    with open(log, "w") as f:
-        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        tail = "".join(Path(log).read_text().splitlines(True)[-30:])
-        raise SystemExit(f"{Path(cmd[0]).name} failed (exit {code}); end of {log}:\n{tail}")
-    return round(time.time() - start, 1)
+    hyps, refs = recipes.generate_pairs(text)
+    if not refs:
+        raise ValueError("generate output: 0 references, 0 hypotheses")
+    errors = sum(hamming_errors(h.split(), r.split()) for h, r in zip(hyps, refs))
+    return errors, sum(len(r.split()) for r in refs), len(refs)
 
 
 def parse_args(argv=None):
@@ -198,13 +162,13 @@ def main(argv=None):
     result["method"] = args.method
     stages = args.stages.split(",")
     if "train" in stages:
-        result["train_wall_s"] = _run([_tool("fairseq-train"), *train_argv(args, extra)],
-                                      args.out / "train.log")
+        result["train_wall_s"] = round(recipes.run_logged(
+            [recipes.tool("fairseq-train"), *train_argv(args, extra)], args.out / "train.log"), 1)
     if "test" in stages:
         gen, checkpoint = args.out / "test.generate.txt", args.out / checkpoint_name(args)
         if args.free_length:
-            result["test_wall_s"] = _run([_tool("fairseq-generate"),
-                                          *generate_argv(args, checkpoint)], gen)
+            result["test_wall_s"] = round(recipes.run_logged(
+                [recipes.tool("fairseq-generate"), *generate_argv(args, checkpoint)], gen), 1)
             errors, chars, words = hamming_from_generate(gen.read_text())
         else:
             start = time.time()

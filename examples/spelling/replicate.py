@@ -24,9 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+from fairseq_searnn import recipes
+from fairseq_searnn.recipes import replication
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-import replication  # noqa: E402
 
 # settings per method: the criterion options of train.sh (every method validates every
 # --validate-every updates: the same protocol for all)
@@ -76,7 +77,7 @@ def run_one(args, parsed, seed):
     env = train_env(args.data, method, policy_env, out, seed)
     extra = train_extra(args, method)
     start = time.time()
-    replication.run_logged(["bash", HERE / "train.sh", *extra], out / "train.log", env)
+    recipes.run_logged(["bash", HERE / "train.sh", *extra], out / "train.log", env)
     train_s = time.time() - start
     curve = replication.valid_curve((out / "train.log").read_text(), "searnn_edit")
     test, evaluate_output = evaluate_test(args, out)
@@ -147,8 +148,8 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--methods", nargs="+", type=parse_method,
                    default=[parse_method("mle"), parse_method("searnn_sll")],
-                   help="each METHOD (one of %s) or METHOD:ROLLIN:ROLLOUT for a SeaRNN method"
-                        % ", ".join(METHODS))
+                   help=f"each METHOD (one of {', '.join(METHODS)}) or METHOD:ROLLIN:ROLLOUT "
+                        "for a SeaRNN method")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--minutes", type=float, default=15.0, help="wall-time budget per run")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")

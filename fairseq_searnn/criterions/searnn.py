@@ -41,7 +41,8 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         symbols = emittable_tokens if self.sampled else allowed_tokens
         vocab = len(symbols(tgt_dict))
         fixed = bool(getattr(task, "fixed_length_outputs", False))
-        check(cfg, self.sampled, vocab, fixed or cfg.searnn_fixed_length)
+        check(cfg, sampled=self.sampled, vocab=vocab,
+              fixed_length=fixed or cfg.searnn_fixed_length)
         self.cfg = cfg
         self.sentence_avg = cfg.sentence_avg is True  # unresolved "${optimization...}": off
         self.search = Search(search_config(cfg, fixed), tgt_dict)
@@ -95,45 +96,55 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
             return self._mle(model, sample, reduce)
         _require_incremental(model)
         batch = self.search.roll_in(model, sample, seed=torch.initial_seed(),
-                                    rollin_ref_prob=self.rollin_ref_prob)
+                                    rollin_ref_prob=self.rollin_ref_prob)  # roll-in
+        lprobs, gold = self._score(model, sample, batch)  # the one forward with grad
+        # cells, candidates, roll-outs, costs; sampled sets drawn from this pass's scores
+        res = self.search.finish(batch, lprobs.detach() if self.search.needs_scores else None)
+        per_cell, cells, tiebreak = self.compute_loss(lprobs, res)
+        tokens = _nll(gold, sample["target"], self.padding_idx, reduce=False)
+        w = self.cfg.searnn_mle_weight
+        if w > 0:
+            per_cell = _add_padded((1 - w) * per_cell, w * tokens)
+        log = self._log(sample, loss=per_cell.sum(), nll=tokens.sum(), cells=int(cells.sum()))
+        log.update(self._search_stats(res, cells, tiebreak))
+        if not self._described:
+            self._describe(res, cells)
+        return (per_cell.sum() if reduce else per_cell), log["sample_size"], log
+
+    def _score(self, model, sample, batch):
+        """Log-probabilities ``[B, T, V]`` at the roll-in's cells (with grad) and on the gold
+        prefixes (for the token NLL: with grad when ``--searnn-mle-weight`` trains on it)."""
         net_input, pad = sample["net_input"], self.padding_idx
         gold_prev = net_input["prev_output_tokens"]
-        w = self.cfg.searnn_mle_weight
         if self.cfg.rollin == "reference":
-            lprobs = gold = _teacher_forced(model, net_input, [gold_prev], pad)[0]
-        else:
-            prev = batch.prev_output_tokens
-            if w > 0:  # both passes in one model(...) call, as DDP expects
-                lprobs, gold = _teacher_forced(model, net_input, [prev, gold_prev], pad)
-            else:
-                lprobs = _teacher_forced(model, net_input, [prev], pad)[0]
-                with torch.no_grad():  # the gold NLL, for logging only
-                    gold = _teacher_forced(model, net_input, [gold_prev], pad)[0]
-        # the sampled criterions draw candidates from this pass's scores (no second pass)
-        scores = lprobs.detach() if self.search.needs_scores else None
-        res = self.search.finish(batch, scores)
+            lprobs = _teacher_forced(model, net_input, [gold_prev], pad=pad)[0]
+            return lprobs, lprobs
+        if self.cfg.searnn_mle_weight > 0:  # both passes in one model(...) call, as DDP expects
+            lprobs, gold = _teacher_forced(model, net_input, [batch.prev_output_tokens,
+                                                              gold_prev], pad=pad)
+            return lprobs, gold
+        lprobs = _teacher_forced(model, net_input, [batch.prev_output_tokens], pad=pad)[0]
+        with torch.no_grad():  # the gold NLL, for logging only
+            gold = _teacher_forced(model, net_input, [gold_prev], pad=pad)[0]
+        return lprobs, gold
+
+    def compute_loss(self, lprobs, res):
+        """Per-cell loss ``[B, T]`` (0 outside the rolled-out cells) from the log-probabilities
+        ``lprobs: [B, T, V]`` and the search result; also the cells ``[B, T]`` and the LL
+        tie-breaking draws used (None for KL)."""
         lp = lprobs.gather(-1, res.candidates.masked_fill(~res.mask, self.eos))
         if self.sampled:
             lp = losses.restrict(lp, res.mask)
         cells = res.mask.any(-1)
         tiebreak = res.tiebreak if self.target_name != "kl" else None
-        per_cell = self.loss_fn(lp, res.costs, res.mask, self.alpha, tiebreak=tiebreak)
-        per_cell = per_cell.masked_fill(~cells, 0.0)
-        tokens = _nll(gold, sample["target"], self.padding_idx, reduce=False)
-        nll = tokens.sum()
-        if w > 0:
-            per_cell = _add_padded((1 - w) * per_cell, w * tokens)
-        loss = per_cell.sum() if reduce else per_cell
-        log = self._log(sample, per_cell.sum(), nll, int(cells.sum()))
-        log.update(self._search_stats(res, cells, tiebreak))
-        if not self._described:
-            self._describe(res, cells)
-        return loss, log["sample_size"], log
+        per_cell = self.loss_fn(lp, res.costs, res.mask, alpha=self.alpha, tiebreak=tiebreak)
+        return per_cell.masked_fill(~cells, 0.0), cells, tiebreak
 
     def _search_stats(self, res, cells, tiebreak) -> dict:
         """Sums over the rolled-out cells for logging: costs, roll-outs and the target."""
         masked = res.costs.masked_fill(~res.mask, float("inf"))
-        q = losses.target(self.target_name, res.costs, res.mask, self.alpha, tiebreak)
+        q = losses.target(self.target_name, res.costs, res.mask, alpha=self.alpha,
+                          tiebreak=tiebreak)
         return dict(
             searnn_min_cost=masked.min(-1).values[cells].sum().data,
             searnn_ref_cost=res.costs[..., 0][cells].sum().data,
@@ -160,7 +171,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
         tokens = _nll(lprobs.float(), sample["target"], self.padding_idx, reduce=False)
         nll = tokens.sum()
-        log = self._log(sample, nll, nll, sample["ntokens"])
+        log = self._log(sample, loss=nll, nll=nll, cells=sample["ntokens"])
         log["searnn_mle_active"] = log["nsentences"]
         return (nll if reduce else tokens), log["sample_size"], log
 
@@ -172,7 +183,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
         tokens = _nll(lprobs.float(), sample["target"], pad, reduce=False)
         nll = tokens.sum()
-        log = self._log(sample, nll, nll, sample["ntokens"])
+        log = self._log(sample, loss=nll, nll=nll, cells=sample["ntokens"])
         c = self.cfg  # the source-based bound: the training bound reads the target
         hyp = self.search.greedy(model, sample, max_len_a=c.rollout_max_len_a or 0.0,
                                  max_len_b=200 if c.rollout_max_len_b is None

@@ -8,12 +8,13 @@
   the Perl tokenizer's default escaping), ``clean-corpus-n`` (ratio 1.5, 1-175 tokens),
   lowercasing; valid = every 23rd training pair; test = dev2010 + dev2012 + tst2010-2012 ->
   joint BPE: sentencepiece (default) or the standard subword-nmt codes (``--bpe-codes``,
-  applied by :class:`SubwordNmtCodes`, which reproduces subword-nmt's ``apply_bpe.py``) ->
-  fairseq binaries with a joined dictionary.
+  applied by :class:`~fairseq_searnn.data.subword.SubwordNmtCodes`, which reproduces
+  subword-nmt's ``apply_bpe.py``) -> fairseq binaries with a joined dictionary.
 
 Every prepared directory holds ``bin/`` (for fairseq), ``ref/{split}.{lang}`` (the raw,
 untokenised references that BLEU is computed against) and ``prep.json`` (how to undo the
-subword / Moses steps: :func:`postprocess`).
+subword / Moses steps: :func:`fairseq_searnn.data.nmt_eval.postprocess`). Subword models:
+:mod:`fairseq_searnn.data.subword`; scoring: :mod:`fairseq_searnn.data.nmt_eval`.
 """
 
 import contextlib
@@ -26,7 +27,9 @@ import shutil
 import tarfile
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from fairseq_searnn.data.subword import SubwordNmtCodes, spm_encode, train_sentencepiece
 
 IWSLT14_URL = "http://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz"
 IWSLT14_TEST_SETS = ("IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010",
@@ -50,98 +53,6 @@ def write_lines(path, lines: Iterable[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for line in lines:
             f.write(line + "\n")
-
-
-# --------------------------------------------------------------------------- sentencepiece
-
-
-def train_sentencepiece(files: Sequence, model_prefix, vocab_size: int,
-                        max_sentences: int = 2_000_000) -> Path:
-    """A joint BPE sentencepiece model over ``files`` (full character coverage)."""
-    import sentencepiece as spm
-
-    spm.SentencePieceTrainer.train(
-        input=",".join(str(f) for f in files), model_prefix=str(model_prefix),
-        vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
-        input_sentence_size=max_sentences, shuffle_input_sentence=True,
-        hard_vocab_limit=False, minloglevel=2)
-    return Path(f"{model_prefix}.model")
-
-
-def _spm(model):
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_file=str(model))
-
-
-def spm_encode(model, lines: Iterable[str]) -> List[str]:
-    """Each line as space-separated sentencepiece pieces."""
-    sp = _spm(model)
-    return [" ".join(sp.encode(line, out_type=str)) for line in lines]
-
-
-# ---------------------------------------------------------------------------- subword-nmt
-
-
-class SubwordNmtCodes:
-    """Applies subword-nmt BPE merge codes (``learn_bpe.py`` output, version 0.1 or 0.2) the
-    way ``apply_bpe.py -c CODES`` does without vocabulary / glossaries / dropout: words split
-    on single spaces, merges applied by rank, ``@@`` continuation markers."""
-
-    def __init__(self, path, separator: str = "@@"):
-        lines = read_lines(path)
-        self.version = (0, 1)
-        if lines and lines[0].startswith("#version:"):
-            self.version = tuple(int(x) for x in re.findall(r"\d+", lines[0])[:2])
-            lines = lines[1:]
-        codes = [tuple(line.strip("\r\n ").split(" ")) for line in lines if line.strip()]
-        for i, code in enumerate(codes):
-            if len(code) != 2:
-                raise ValueError(f"{path}: line {i + 2} is not a merge pair: {code!r}")
-        self.ranks = {code: i for i, code in reversed(list(enumerate(codes)))}
-        self.separator = separator
-        self.cache: Dict[str, Tuple[str, ...]] = {}
-
-    def encode_word(self, word: str) -> Tuple[str, ...]:
-        if word in self.cache:
-            return self.cache[word]
-        if len(word) == 1:
-            return (word,)
-        if self.version == (0, 1):
-            parts = list(word) + ["</w>"]
-        else:
-            parts = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(parts) > 1:
-            pairs = [(self.ranks[p], i, p) for i, p in enumerate(zip(parts, parts[1:]))
-                     if p in self.ranks]
-            if not pairs:
-                break
-            best = min(pairs)[2]
-            merged, i = [], 0
-            for _, j, p in pairs:
-                if p != best or j < i:
-                    continue
-                merged.extend(parts[i:j])
-                merged.append(best[0] + best[1])
-                i = j + 2
-            merged.extend(parts[i:])
-            parts = merged
-        if parts[-1] == "</w>":
-            parts = parts[:-1]
-        elif parts[-1].endswith("</w>"):
-            parts[-1] = parts[-1][: -len("</w>")]
-        self.cache[word] = out = tuple(parts)
-        return out
-
-    def segment(self, line: str) -> str:
-        out = []
-        for word in line.strip("\r\n ").split(" "):
-            if not word:
-                continue
-            parts = self.encode_word(word)
-            out.extend(p + self.separator for p in parts[:-1])
-            out.append(parts[-1])
-        return " ".join(out)
 
 
 # ----------------------------------------------------------------------------------- Moses
@@ -380,65 +291,3 @@ def prepare_iwslt14(source: Optional[str], out, bpe: str = "sentencepiece",
     info = _encode_all(out, texts, bpe, vocab, codes)
     info.update(lowercase=True, moses=True)
     return _finish(out, info, src, tgt, list(texts))
-
-
-# ------------------------------------------------------------------------------- evaluation
-
-
-def postprocess(prep_dir, lines: Iterable[str], lang: str) -> List[str]:
-    """Model outputs (subword units, as fairseq-generate's ``H`` lines without
-    ``--post-process``) -> detokenised text comparable with ``ref/``."""
-    info = json.loads((Path(prep_dir) / "prep.json").read_text())
-    lines = list(lines)
-    if info["bpe"] == "sentencepiece":
-        sp = _spm(Path(prep_dir) / info["spm_model"])
-        lines = [sp.decode_pieces(x.split()) for x in lines]
-    else:
-        lines = [(x + " ").replace("@@ ", "").rstrip() for x in lines]
-    if info.get("moses"):
-        lines = moses_detokenize(lines, lang)
-    return lines
-
-
-def read_generate_hypotheses(path) -> List[str]:
-    """Hypotheses of a ``fairseq-generate`` output (``H-<id>\\t<score>\\t<text>`` lines),
-    in sentence-id order."""
-    hyps = {}
-    for line in read_lines(path):
-        if line.startswith("H-"):
-            head, _, text = line.split("\t", 2) if line.count("\t") >= 2 else (line, "", "")
-            hyps[int(head[2:])] = text
-    return [hyps[i] for i in sorted(hyps)]
-
-
-def bleu(prep_dir, hyps_subword: Sequence[str], split: str, lowercase: Optional[bool] = None):
-    """sacrebleu corpus BLEU of detokenised hypotheses against ``ref/{split}.{tgt}`` (raw).
-    ``lowercase`` defaults to the pipeline's (IWSLT14 output is lowercased)."""
-    import sacrebleu
-
-    info = json.loads((Path(prep_dir) / "prep.json").read_text())
-    refs = read_lines(Path(prep_dir) / "ref" / f"{split}.{info['tgt']}")
-    if len(refs) != len(hyps_subword):
-        raise ValueError(f"{len(hyps_subword)} hypotheses for {len(refs)} references "
-                         f"of {split}")
-    hyps = postprocess(prep_dir, hyps_subword, info["tgt"])
-    lc = info.get("lowercase", False) if lowercase is None else lowercase
-    return sacrebleu.corpus_bleu(hyps, [refs], lowercase=lc), hyps
-
-
-def tokenized_bleu(prep_dir, hyps_subword: Sequence[str], split: str):
-    """BLEU on the pipeline's Moses-tokenised, lowercased text (what fairseq-generate
-    reports for IWSLT14 with ``--remove-bpe``); IWSLT14 only."""
-    import sacrebleu
-
-    info = json.loads((Path(prep_dir) / "prep.json").read_text())
-    if not info.get("moses"):
-        raise ValueError("tokenised BLEU needs a Moses-tokenised pipeline (IWSLT14)")
-    refs = read_lines(Path(prep_dir) / "tok" / f"{split}.{info['tgt']}")
-    if info["bpe"] == "sentencepiece":
-        sp = _spm(Path(prep_dir) / info["spm_model"])
-        hyps = [sp.decode_pieces(x.split()) for x in hyps_subword]
-    else:
-        hyps = [(x + " ").replace("@@ ", "").rstrip() for x in hyps_subword]
-    return sacrebleu.corpus_bleu(hyps, [refs], tokenize="none")
-

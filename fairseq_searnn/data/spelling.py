@@ -21,15 +21,15 @@ Command line: ``python -m fairseq_searnn.data.spelling --text FILE --out DIR [--
 import argparse
 import contextlib
 import hashlib
-import importlib
-import inspect
 import io
 import json
 import logging
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from fairseq_searnn import costs
 
 ALPHABET: Tuple[str, ...] = tuple("abcdefghijklmnopqrstuvwxyz0123456789,.!?#") + (" ",)
 UNKNOWN = "#"
@@ -84,14 +84,9 @@ def from_symbols(line: str) -> str:
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
-    """Levenshtein distance (unit insertion, deletion, substitution)."""
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
+    """Levenshtein distance (unit insertion, deletion, substitution), by the package's one
+    implementation (:func:`fairseq_searnn.costs.sequence_edit_distances`)."""
+    return costs.sequence_edit_distances([a], [b])[0]
 
 
 def edit_error(hyps: Sequence[str], refs: Sequence[str]) -> float:
@@ -99,7 +94,7 @@ def edit_error(hyps: Sequence[str], refs: Sequence[str]) -> float:
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
     total = sum(len(r) for r in refs)
-    return 100.0 * sum(edit_distance(h, r) for h, r in zip(hyps, refs)) / max(total, 1)
+    return 100.0 * sum(costs.sequence_edit_distances(hyps, refs)) / max(total, 1)
 
 
 # ------------------------------------------------------------------------------------ corpora
@@ -109,73 +104,6 @@ def read_lines(path) -> List[str]:
     """Normalised non-empty lines of a UTF-8 text file (undecodable bytes become ``#``)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         return [t for t in (normalize(line) for line in f) if t]
-
-
-# Pure-Python standard-library modules present on every CPython >= 3.8 (a module missing on
-# some build is skipped). Their docstrings are the demo's offline English corpus.
-STDLIB_MODULES = (
-    "abc argparse ast base64 bisect calendar cmd codecs collections colorsys configparser "
-    "contextlib copy csv dataclasses datetime decimal difflib dis email enum filecmp "
-    "fileinput fnmatch fractions ftplib functools getopt gettext glob gzip hashlib heapq hmac "
-    "html http.client http.cookiejar http.server imaplib inspect io ipaddress json locale "
-    "logging mailbox mimetypes numbers operator optparse os pathlib pdb pickle pkgutil "
-    "platform poplib pprint queue quopri random re sched secrets selectors shelve shlex "
-    "shutil smtplib socket socketserver sqlite3 statistics string struct subprocess "
-    "tarfile tempfile textwrap threading timeit token tokenize trace traceback types typing "
-    "unittest urllib.parse urllib.request uuid warnings wave weakref xml.dom.minidom "
-    "xml.etree.ElementTree zipfile zipimport"
-).split()
-
-
-def _prose(line: str) -> bool:
-    """Keep docstring lines that read like prose (mostly letters and spaces, a few words)."""
-    if len(line) < 12 or line.startswith((">>>", "...", "-", "=", "*", ":", "|")):
-        return False
-    letters = sum(c.isalpha() or c == " " for c in line)
-    return letters >= 0.85 * len(line) and line.count(" ") >= 2
-
-
-def stdlib_docstring_lines(modules: Iterable[str] = STDLIB_MODULES) -> List[str]:
-    """English prose lines of the documentation that ships with Python's standard library:
-    the language reference topics of ``pydoc_data.topics`` (what ``help("topic")`` shows),
-    then the docstrings of standard-library modules and of their public classes, functions and
-    methods (``inspect.getdoc``). Fixed order, deduplicated, normalised. Deterministic for a
-    given Python version; needs no file and no network."""
-    seen, out = set(), []
-
-    def add(doc):
-        for raw in (doc or "").splitlines():
-            raw = raw.strip()
-            if raw in seen or not _prose(raw):
-                continue
-            seen.add(raw)
-            out.append(normalize(raw))
-
-    try:
-        from pydoc_data.topics import topics
-    except ImportError:  # some distributions ship the standard library without it
-        topics = {}
-    for key in sorted(topics):
-        add(topics[key])
-    for name in modules:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), \
-                    contextlib.redirect_stderr(io.StringIO()):
-                mod = importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a module missing on this build is skipped
-            continue
-        add(inspect.getdoc(mod))
-        for attr in sorted(vars(mod)):
-            obj = vars(mod)[attr]
-            if attr.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
-                continue
-            if inspect.isclass(obj) or inspect.isfunction(obj):
-                add(inspect.getdoc(obj))
-            if inspect.isclass(obj):
-                for meth in sorted(vars(obj)):
-                    if not meth.startswith("_") and inspect.isfunction(vars(obj)[meth]):
-                        add(inspect.getdoc(vars(obj)[meth]))
-    return out
 
 
 # ------------------------------------------------------------------------------ data set files
@@ -313,7 +241,12 @@ def main(argv: Optional[List[str]] = None) -> SpellingStats:
     parser.add_argument("--max-lines", type=int, default=0,
                         help="use only the first N non-empty lines (0: all)")
     args = parser.parse_args(argv)
-    lines = stdlib_docstring_lines() if args.stdlib else read_lines(args.text)
+    if args.stdlib:
+        from fairseq_searnn.data.demo_corpus import stdlib_docstring_lines  # imports this module
+
+        lines = stdlib_docstring_lines()
+    else:
+        lines = read_lines(args.text)
     if args.max_lines:
         lines = lines[: args.max_lines]
     stats = build(lines, args.out, p=args.p, max_len=args.max_len, copies=args.copies,

@@ -177,7 +177,7 @@ class Search:
         ``rollin_ref_prob``: the mixed roll-in's reference probability for this batch (e.g.
         scheduled), instead of the config's."""
         with eval_mode(model):
-            return self._roll_in(model, sample, seed, rollin_ref_prob)
+            return self._roll_in(model, sample, seed=seed, rollin_ref_prob=rollin_ref_prob)
 
     @torch.no_grad()
     def finish(self, batch: RolledIn, lprobs: Optional[Tensor] = None,
@@ -202,8 +202,8 @@ class Search:
         ref = content(sample["target"], self.pad, self.eos)
         max_len = length_bound(cfg, sample["net_input"]["src_lengths"].to(ref.device),
                                ref.ne(self.pad).sum(1))
-        return greedy_decode(model, sample["net_input"], max_len, self.pad, self.eos,
-                             fixed_length=self.cfg.fixed_length)
+        return greedy_decode(model, sample["net_input"], max_len=max_len, pad=self.pad,
+                             eos=self.eos, fixed_length=self.cfg.fixed_length)
 
     def _roll_in(self, model, sample, seed, rollin_ref_prob):
         cfg, pad, eos = self.cfg, self.pad, self.eos
@@ -216,7 +216,7 @@ class Search:
         keys = keyed_random.hash_keys(seed, ids.to(device))
         ref = content(target, pad, eos)
         max_len = length_bound(cfg, net_input["src_lengths"].to(device), ref.ne(pad).sum(1))
-        batch = RolledIn(model, net_input, pad, eos, rollin=target, keys=keys, ref=ref,
+        batch = RolledIn(model, net_input, pad=pad, eos=eos, rollin=target, keys=keys, ref=ref,
                          max_len=max_len, fixed_length=cfg.fixed_length)
         batch.clock = clock
         if cfg.rollin != "reference":
@@ -228,10 +228,12 @@ class Search:
                 ref_prob = cfg.rollin_ref_prob if rollin_ref_prob is None else rollin_ref_prob
 
             def act(prefix):
-                return ref_policy.reference_action(prefix, ref, pad, eos, policy=cfg.reference,
+                return ref_policy.reference_action(prefix, ref, pad=pad, eos=eos,
+                                                   policy=cfg.reference,
                                                    selection_cost=self.sel_cost)
 
-            batch.rollin = decode_rollin(batch.decoder, max_len, act, ref_prob, keys, states)
+            batch.rollin = decode_rollin(batch.decoder, max_len, reference_action=act,
+                                         ref_prob=ref_prob, keys=keys, states=states)
             batch.rollin_states = states or None
             batch.greedy = ref_prob == 0
         clock.lap("rollin")
@@ -256,13 +258,14 @@ class Search:
         kept = None
         if keep_hypotheses:
             kept = (torch.stack([entries.b, entries.t, entries.k], 1), out.hypotheses)
-        return SearchResult(rollin, cand, costs.view(B, T, K), mask, stats, kept, batch.keys)
+        return SearchResult(rollin=rollin, candidates=cand, costs=costs.view(B, T, K),
+                            mask=mask, stats=stats, hypotheses=kept, keys=batch.keys)
 
     def _candidates(self, batch, lprobs):
         """Candidates and mask ``[B, T, K]`` of the cells to roll out."""
         cfg, pad, eos, rollin, ref = self.cfg, self.pad, self.eos, batch.rollin, batch.ref
         cell_mask = sampling.sample_cells(rollin.ne(pad), cfg.cells, batch.keys)
-        ref_act = ref_policy.cell_actions(rollin, ref, pad, eos, policy=cfg.reference,
+        ref_act = ref_policy.cell_actions(rollin, ref, pad=pad, eos=eos, policy=cfg.reference,
                                           selection_cost=self.sel_cost)
         if cfg.tokens <= 0:
             cand, mask = sampling.full_candidates(ref_act, self.allowed)

@@ -138,7 +138,7 @@ def _brute_scores(prefix: Tensor, ref: Tensor, pad: int, cost_fn, max_rows: int)
     offsets = torch.cumsum(r_len + 1, 0) - (r_len + 1)
     starts = torch.arange(rows.numel(), device=ref.device) - offsets[rows]
     for r, j in zip(rows.split(max_rows), starts.split(max_rows)):
-        hyp = concat(prefix[r], ref[r], j, pad)
+        hyp = concat(prefix[r], ref[r], start=j, pad=pad)
         scores[r, j] = cost_fn(hyp, ref[r], pad).float()
     return scores
 
@@ -163,7 +163,7 @@ def selection_scores(
         return _edit_scores(prefix, ref, pad)
     if fast and cost_fn is costs.bleu1:
         return _bleu1_scores(prefix, ref, pad)
-    return _brute_scores(prefix, ref, pad, cost_fn, max_rows)
+    return _brute_scores(prefix, ref, pad=pad, cost_fn=cost_fn, max_rows=max_rows)
 
 
 def suffix_start(
@@ -192,7 +192,9 @@ def suffix_start(
         return copy
     if policy != "best-suffix":
         raise ValueError(f"unknown reference policy {policy!r}; valid: {', '.join(POLICIES)}")
-    return select_start(selection_scores(prefix, ref, pad, selection_cost, max_rows, fast), copy)
+    scores = selection_scores(prefix, ref, pad=pad, selection_cost=selection_cost,
+                              max_rows=max_rows, fast=fast)
+    return select_start(scores, copy)
 
 
 def reference_action(
@@ -209,7 +211,8 @@ def reference_action(
     prefix: LongTensor[N, Lp], ref: LongTensor[N, Lr] -> LongTensor[N]; ``j`` from
     :func:`suffix_start`.
     """
-    j = suffix_start(prefix, ref, pad, policy, selection_cost, max_rows or MAX_ROWS)
+    j = suffix_start(prefix, ref, pad=pad, policy=policy, selection_cost=selection_cost,
+                     max_rows=max_rows or MAX_ROWS)
     r_len = costs.lengths(ref, pad)
     if ref.size(1) == 0:
         return torch.full_like(j, eos)
@@ -235,12 +238,12 @@ def cell_actions(rollin: Tensor, ref: Tensor, pad: int, eos: int, policy: str,
     """The reference action at every cell of a roll-in: ``[B, T]``, cell ``t``'s prefix being
     ``rollin[:, :t]`` (``rollin: [B, T]``, ``ref: [B, Lr]``)."""
     if policy == "copy":
-        return copy_actions(rollin, ref, pad, eos)
+        return copy_actions(rollin, ref, pad=pad, eos=eos)
     B, T = rollin.shape
     t = torch.arange(T, device=rollin.device)
     prefixes = rollin.unsqueeze(1).expand(B, T, T).masked_fill(
         t.view(1, 1, T) >= t.view(1, T, 1), pad)
     refs = ref.unsqueeze(1).expand(B, T, ref.size(1))
-    act = reference_action(prefixes.reshape(B * T, T), refs.reshape(B * T, -1), pad, eos,
-                           policy=policy, selection_cost=selection_cost)
+    act = reference_action(prefixes.reshape(B * T, T), refs.reshape(B * T, -1), pad=pad,
+                           eos=eos, policy=policy, selection_cost=selection_cost)
     return act.view(B, T)

@@ -55,7 +55,7 @@ class RolledIn:
         if self._decoder is None:
             with eval_mode(self.model), torch.no_grad():
                 encoder_out = self.model.encoder.forward_torchscript(self.net_input)
-            self._decoder = Decoder(self.model, encoder_out, self.pad, self.eos,
+            self._decoder = Decoder(self.model, encoder_out, pad=self.pad, eos=self.eos,
                                     fixed_length=self.fixed_length)
         return self._decoder
 
@@ -132,6 +132,6 @@ def greedy_decode(model, net_input, max_len: Tensor, pad: int, eos: int,
     Returns: ``[B, T]`` EOS-terminated hypotheses, pad after.
     """
     encoder_out = model.encoder.forward_torchscript(net_input)
-    decoder = Decoder(model, encoder_out, pad, eos, fixed_length=fixed_length)
-    return decode_rollin(decoder, max_len, None, 0.0, None)
+    decoder = Decoder(model, encoder_out, pad=pad, eos=eos, fixed_length=fixed_length)
+    return decode_rollin(decoder, max_len, reference_action=None, ref_prob=0.0, keys=None)
 

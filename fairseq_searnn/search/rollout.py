@@ -59,7 +59,7 @@ class Entries(NamedTuple):
     def of(cls, candidates: Tensor, mask: Tensor) -> "Entries":
         """Every valid entry of ``candidates, mask: [B, T, K]``."""
         b, t, k = mask.nonzero(as_tuple=True)
-        return cls(b, t, k, candidates[b, t, k], candidates.size(2))
+        return cls(b=b, t=t, k=k, token=candidates[b, t, k], slots=candidates.size(2))
 
 
 class Rollouts(NamedTuple):
@@ -122,12 +122,12 @@ def roll_out(batch: RolledIn, entries: Entries, policy: RolloutPolicy) -> Rollou
         gen = pad_to(gen, cont.size(1), pad)
         gen[idx, : cont.size(1)] = cont
         unfinished[idx] = ~done
-    hyp = prefix_a if gen.size(1) == 0 else ref_policy.concat(prefix_a, gen,
-                                                                torch.zeros_like(b), pad)
+    hyp = prefix_a if gen.size(1) == 0 else ref_policy.concat(
+        prefix_a, gen, start=torch.zeros_like(b), pad=pad)
     # reference roll-outs, and focused roll-outs cut after m steps, finish with the reference
     # policy's continuation
-    hyp = complete(hyp, batch.ref, b, (~learned | unfinished) & token.ne(eos), pad,
-                   policy.reference, policy.selection_cost)
+    hyp = complete(hyp, batch.ref, b=b, use_ref=(~learned | unfinished) & token.ne(eos),
+                   pad=pad, policy=policy.reference, sel_cost=policy.selection_cost)
     return Rollouts(hyp, n_learned, n_reused)
 
 
@@ -188,8 +188,8 @@ def learned_rollouts(
             forked = decoder.reorder(state, rows, B)
             inputs = torch.cat([prev[rows, : cell + 1], prefix_a[chunk, cell:cell + 1]], 1)
             length = torch.full_like(chunk, cell + 1)
-            tokens, finished = decoder.greedy(inputs, forked, rows, length, max_len[rows],
-                                              max_steps)
+            tokens, finished = decoder.greedy(inputs, forked, rows=rows, length=length,
+                                              max_len=max_len[rows], max_steps=max_steps)
             pieces.append((chunk, tokens))
             unfinished[chunk] = ~finished
     if batched:
@@ -205,8 +205,8 @@ def learned_rollouts(
             forked = decoder.cat_states(states, dims)
             rows = b[chunk]
             inputs = prefix_a[chunk, cells].unsqueeze(1)  # the candidates; the state holds the rest
-            tokens, finished = decoder.greedy(inputs, forked, rows, cells + 1, max_len[rows],
-                                              max_steps)
+            tokens, finished = decoder.greedy(inputs, forked, rows=rows, length=cells + 1,
+                                              max_len=max_len[rows], max_steps=max_steps)
             pieces.append((chunk, tokens))
             unfinished[chunk] = ~finished
     width = max((p[1].size(1) for p in pieces), default=0)
@@ -249,8 +249,9 @@ def complete(hyp: Tensor, ref: Tensor, b: Tensor, use_ref: Tensor, pad: int, pol
         return hyp
     idx = use_ref.nonzero().squeeze(1)
     rows_ref = ref[b[idx]]
-    start = ref_policy.suffix_start(hyp[idx], rows_ref, pad, policy, sel_cost)
-    done = ref_policy.concat(hyp[idx], rows_ref, start, pad)
+    start = ref_policy.suffix_start(hyp[idx], rows_ref, pad=pad, policy=policy,
+                                    selection_cost=sel_cost)
+    done = ref_policy.concat(hyp[idx], rows_ref, start=start, pad=pad)
     width = max(hyp.size(1), done.size(1))
     hyp = pad_to(hyp, width, pad)
     hyp[idx] = pad_to(done, width, pad)

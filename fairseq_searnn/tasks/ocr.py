@@ -26,9 +26,9 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask, register_task
 
-from fairseq_searnn import costs
+from fairseq_searnn import validation
 from fairseq_searnn.data import ocr
-from fairseq_searnn.search.rollin import greedy_decode
+from fairseq_searnn.search import greedy_decode
 
 logger = logging.getLogger(__name__)
 MAX_POSITIONS = 1024
@@ -194,21 +194,22 @@ class OcrTask(FairseqTask):
         pad, eos = self.tgt_dict.pad(), self.tgt_dict.eos()
         if not self.cfg.ocr_free_length:
             with torch.no_grad():
-                out = greedy_decode(model, sample["net_input"], sample["net_input"][
-                    "src_lengths"], pad, eos, fixed_length=True)
+                out = greedy_decode(model, sample["net_input"],
+                                    max_len=sample["net_input"]["src_lengths"], pad=pad,
+                                    eos=eos, fixed_length=True)
             return out.masked_fill(out.eq(eos), pad)
         hyps = self.inference_step(self.sequence_generator, [model], sample)
         return data_utils.collate_tokens([_letters(h[0]["tokens"], pad, eos) for h in hyps],
                                          pad)
 
     def hamming(self, model, sample):
-        """Greedy Hamming errors and reference characters of ``sample``: ``(int, int)``."""
+        """Greedy Hamming errors and reference characters of ``sample``: ``(int, int)``, as
+        the ``searnn_translation`` task counts them (:mod:`fairseq_searnn.validation`)."""
         pad, eos = self.tgt_dict.pad(), self.tgt_dict.eos()
-        hyp = self.decode(model, sample)
-        ref = data_utils.collate_tokens([_letters(t, pad, eos) for t in sample["target"]], pad)
-        ref_len = costs.lengths(ref, pad)
-        errors = costs.get_cost("hamming")(hyp, ref, pad) * ref_len.clamp(min=1)
-        return int(errors.round().sum()), int(ref_len.sum())
+        hyps = [self.tgt_dict.string(h[h.ne(pad)]) for h in self.decode(model, sample)]
+        refs = [self.tgt_dict.string(_letters(t, pad, eos)) for t in sample["target"]]
+        stats = validation.sentence_stats("hamming", hyps, refs)
+        return stats["_searnn_errors"], stats["_searnn_ref_len"]
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, log = super().valid_step(sample, model, criterion)

@@ -1,13 +1,13 @@
 """Shared pieces of the replication drivers (``examples/*/replicate*.py``): running several
 (method, seed) jobs at a time, reading fairseq's validation lines, mean ± std tables and
-learning-curve plots. Plain Python; matplotlib only for the plots (skipped without it).
+learning-curve plots. Plain Python; matplotlib only for the plots (skipped without it). The
+jobs themselves run with :func:`fairseq_searnn.recipes.commands.run_logged`.
 """
 
 import argparse
 import json
 import re
 import statistics
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,17 +37,6 @@ def stop_reason(log_text):
     if "done training" in log_text:
         return "max-epoch"
     return "unknown"
-
-
-def run_logged(cmd, log, env=None):
-    """Run ``cmd`` with stdout and stderr in ``log``; raise with the log's tail on failure."""
-    print("+ " + " ".join(str(c) for c in cmd), flush=True)
-    with open(log, "w") as f:
-        code = subprocess.run([str(c) for c in cmd], env=env, stdout=f,
-                              stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        tail = "".join(Path(log).read_text().splitlines(True)[-30:])
-        raise RuntimeError(f"{cmd[0]} failed (exit {code}); end of {log}:\n{tail}")
 
 
 def parse_method(spec, methods, plain=("mle",)):

@@ -1,7 +1,7 @@
 """Mean ± std over seeds of the Multi30k table: reads the ``summary.json`` that
-``replicate_multi30k.py --seed N --out DIR`` wrote for each seed.
+``examples/nmt/replicate_multi30k.py --seed N --out DIR`` wrote for each seed.
 
-    python examples/nmt/summarise_multi30k_seeds.py --out docs/results/multi30k-seeds \
+    python analysis/summarise_multi30k_seeds.py --out docs/results/multi30k-seeds \
         1=docs/results/multi30k 2=runs/multi30k-s2 3=runs/multi30k-s3 \
         [--skip 1:searnn-cheap]
 
@@ -13,12 +13,9 @@ for the runs every seed has).
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-import replication  # noqa: E402
+from fairseq_searnn.recipes import replication
 
 DECODES = ("beam1_T1", "beam5_T1", "beam5_T0.5")
 
@@ -101,7 +98,7 @@ def main(argv=None):
     print(markdown(table))
     series = []  # the runs every seed has
     common = [run for run, e in table.items() if len(e["updates"]) == len(per_seed)]
-    for seed, summary in per_seed.items():
+    for summary in per_seed.values():
         offset = summary["mle-pretrain"]["updates"]
         for run in common:
             row = summary[run]

@@ -1,16 +1,15 @@
-"""Shared pieces of the benchmarks: models built through fairseq's option parsing on synthetic
-dictionaries, and synthetic fairseq batches (no data files needed)."""
+"""Shared pieces of the benchmarks (``benchmarks/``): models built through fairseq's option
+parsing on synthetic dictionaries, synthetic fairseq batches (no data files needed), timers and
+the peak resident memory."""
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fairseq_searnn.cli import user_dir  # noqa: E402
+from fairseq_searnn.cli import user_dir
+from fairseq_searnn.recipes.commands import train_config
 
 # The paper's NMT model (bidirectional encoder, 256 units; LSTM cells here) and a small
 # Transformer; the paper's spelling model (attention RNN with 100 units).
@@ -39,15 +38,13 @@ def data_dir(vocab: int) -> str:
 
 def build(arch: str, vocab: int, criterion: str = "cross_entropy", extra=(), seed: int = 1):
     """(task, model, criterion) built exactly as fairseq-train builds them."""
-    from fairseq import options, tasks
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq import tasks
 
     argv = [data_dir(vocab), "--user-dir", user_dir(), "--task", "translation",
             "--source-lang", "src", "--target-lang", "tgt", *ARCHS[arch],
             "--criterion", criterion, "--dropout", "0", "--optimizer", "adam", "--lr", "1e-3",
             "--max-tokens", "100000", "--seed", str(seed), "--cpu", *map(str, extra)]
-    args = options.parse_args_and_arch(options.get_training_parser(), argv)
-    cfg = convert_namespace_to_omegaconf(args)
+    cfg = train_config(argv)
     torch.manual_seed(seed)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)

@@ -1,7 +1,7 @@
 """Run the IWSLT14 recipes end to end offline, on an archive rebuilt from the IWSLT14 valid
 files, and measure their cost per update on this machine.
 
-    python examples/nmt/check_iwslt14_offline.py --shared ../shared/data/iwslt14 \
+    python analysis/check_iwslt14_offline.py --shared ../shared/data/iwslt14 \
         --out runs/iwslt14-check [--updates 3] [--recipes mle mle-d0.3 searnn]
 
 1. ``de-en/`` laid out like the official archive from ``SHARED/tok/valid.{de,en}``
@@ -13,7 +13,9 @@ files, and measure their cost per update on this machine.
    ``mle-d0.3`` with dropout 0.3, ``searnn`` = sKL, reference roll-in, mixed roll-out,
    alpha 200, top-15 + neighbours within 5, sentence-BLEU cost, every cell), each ending with
    fairseq's validation (``searnn_bleu``, greedy);
-4. ``evaluate.py`` on the test sets, greedy and beam 5.
+4. ``evaluate.py`` on the test sets, greedy and beam 5
+
+(the scripts of ``examples/nmt/``).
 
 The BLEU of models trained for a few updates means nothing; the point is that every command
 runs and how long an update takes. Writes ``OUT/result.json`` and prints a table.
@@ -27,9 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-import replication  # noqa: E402
+from fairseq_searnn import recipes
+from fairseq_searnn.recipes import replication
+
+NMT = Path(__file__).resolve().parent.parent / "examples" / "nmt"  # the recipes it runs
 
 RECIPES = {"mle": {"METHOD": "mle", "DROPOUT": "0"},
            "mle-d0.3": {"METHOD": "mle", "DROPOUT": "0.3"},
@@ -56,17 +59,17 @@ def main(argv=None):
     source, _ = nmt_prepare.iwslt14_layout_from_tokenised(args.shared / "tok",
                                                           args.out / "orig", n_pairs - 40)
     prep = args.out / "prep"
-    replication.run_logged([sys.executable, HERE / "prepare_iwslt14.py", "--source", source,
-                            "--out", prep, "--bpe", "subword-nmt", "--bpe-codes",
-                            args.shared / "bpe10k" / "code"], args.out / "prepare.log")
+    recipes.run_logged([sys.executable, NMT / "prepare_iwslt14.py", "--source", source,
+                        "--out", prep, "--bpe", "subword-nmt", "--bpe-codes",
+                        args.shared / "bpe10k" / "code"], args.out / "prepare.log")
     result["prepare_s"] = round(time.time() - start)
     for name in args.recipes:
         save = args.out / name
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PREP=str(prep),
                    ARCH="lstm", SAVE=str(save), MAX_UPDATE=str(args.updates), **RECIPES[name])
         start = time.time()
-        replication.run_logged(["bash", HERE / "train.sh", "--log-interval", "1"],
-                               args.out / f"{name}.train.log", env)
+        recipes.run_logged(["bash", NMT / "train.sh", "--log-interval", "1"],
+                           args.out / f"{name}.train.log", env)
         text = (args.out / f"{name}.train.log").read_text()
         # one train_inner line per update: ups (2 decimals) for fast updates, train_wall
         # (whole seconds) for slow ones
@@ -78,8 +81,8 @@ def main(argv=None):
                "valid_searnn_bleu": replication.valid_curve(text, "searnn_bleu")}
         for beam in (1, 5):
             log = args.out / f"{name}.beam{beam}.json"
-            replication.run_logged(
-                [sys.executable, HERE / "evaluate.py", "--prep", prep, "--checkpoint",
+            recipes.run_logged(
+                [sys.executable, NMT / "evaluate.py", "--prep", prep, "--checkpoint",
                  save / "checkpoint_last.pt", "--split", "test", "--beam", str(beam),
                  "--max-len-a", "1.2", "--max-len-b", "10"], log,
                 dict(os.environ, OMP_NUM_THREADS="1"))

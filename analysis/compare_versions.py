@@ -1,26 +1,32 @@
 """Side-by-side spelling step times of two checkouts of the project (an engine change against
-the code before it): ``python benchmarks/compare_versions.py --old DIR [--rounds 3]``.
+the code before it): ``python analysis/compare_versions.py --old DIR [--rounds 3]``.
 
 Each round times, in a fresh process per checkout and method, the spelling shape of
-``bench_engine.py`` (128 sentences, learned roll-in, mixed roll-out, edit cost; sKL with 5
-tokens and full KL) with ``step_time`` (3 repetitions, one torch thread); rounds alternate the
-checkouts so that load changes hit both. Prints every round and the medians of the step and
-of its roll-out phase. ``--old`` is e.g. ``git worktree add /tmp/old REV``.
+``benchmarks/bench_engine.py`` (128 sentences, learned roll-in, mixed roll-out, edit cost; sKL
+with 5 tokens and full KL) with ``step_time`` (3 repetitions, one torch thread); rounds
+alternate the checkouts so that load changes hit both. Prints every round and the medians of
+the step and of its roll-out phase. ``--old`` is e.g. ``git worktree add /tmp/old REV``.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 NEW = Path(__file__).resolve().parent.parent
+# run in CHECKOUT/benchmarks with the checkout first on PYTHONPATH
 CODE = """
-import json, logging, sys, warnings
-sys.path.insert(0, %r)
+import json, logging, warnings
 logging.disable(logging.INFO); warnings.filterwarnings("ignore")
-import torch, common, bench_engine as be
+import torch
+try:
+    from fairseq_searnn.recipes import bench as common
+except ImportError:  # a checkout from before fairseq_searnn.recipes: benchmarks/common.py
+    import common
+import bench_engine as be
 torch.set_num_threads(1)
 name = %r
 args = be._searnn_args(name, "mixed", 5 if name == "searnn_skl" else 0, cost="edit",
@@ -32,7 +38,10 @@ print(json.dumps({"step_s": step_s, "rollouts_s": parts["time_rollouts"]}))
 
 
 def measure(tree: Path, name: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CODE % (str(tree / "benchmarks"), name)],
+    """One fresh process's step and roll-out times of ``name`` with the code of ``tree``."""
+    path = [str(tree), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path if p))
+    out = subprocess.run([sys.executable, "-c", CODE % name], cwd=tree / "benchmarks", env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
