@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from fairseq_searnn.recipes import bench
-from fairseq_searnn.search.engine import SearchConfig
+from fairseq_searnn.search import SearchConfig
 
 NMT_VOCAB, SPELL_VOCAB = 10000, 39  # + 4 special symbols = 43 for spelling
 MAX_LEN = 40

@@ -115,8 +115,7 @@ def hamming_from_generate(text):
 
 
 def parse_args(argv=None):
-    from fairseq_searnn.search.engine import ROLLOUTS
-    from fairseq_searnn.search.rollin import ROLLINS
+    from fairseq_searnn.search import ROLLINS, ROLLOUTS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -47,8 +47,7 @@ def parse_method(spec, methods, plain=("mle",)):
     method, *policies = spec.split(":")
     if method in methods and not policies:
         return method, (), method
-    from fairseq_searnn.search.engine import ROLLOUTS  # torch: only for policy specs
-    from fairseq_searnn.search.rollin import ROLLINS
+    from fairseq_searnn.search import ROLLINS, ROLLOUTS  # torch: only for policy specs
 
     if method not in methods or policies and (
             method in plain or len(policies) != 2 or policies[0] not in ROLLINS
