@@ -8,6 +8,9 @@ imports: every value is recomputed from a counter, so it survives checkpoint res
 import math
 from typing import NamedTuple, Optional
 
+#: what a schedule counts: fairseq's updates or epochs
+UNITS = ("update", "epoch")
+
 
 def constant(value: float, step: float = 0) -> float:
     """``value`` at every step (the schedule of a fixed hyper-parameter)."""

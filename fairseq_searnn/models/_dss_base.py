@@ -19,7 +19,7 @@ from fairseq_searnn import keyed_random, schedules
 from fairseq_searnn.models.relaxed_feeding import FEEDS, RelaxedFeed
 
 FEED_CHOICES = ChoiceEnum(list(FEEDS))
-UNIT_CHOICES = ChoiceEnum(["update", "epoch"])
+UNIT_CHOICES = ChoiceEnum(list(schedules.UNITS))
 
 
 @dataclass
@@ -125,7 +125,7 @@ def validate(cfg: DSSConfig) -> None:
     check(cfg.ss_warmup_epochs >= 0,
           f"--ss-warmup-epochs must be >= 0, got {cfg.ss_warmup_epochs}")
     unit = str(cfg.ss_decay_unit)
-    check(unit in ("update", "epoch"), f"--ss-decay-unit must be update or epoch, got {unit!r}")
+    check(unit in schedules.UNITS, f"--ss-decay-unit must be update or epoch, got {unit!r}")
 
 
 def check_decoder_supported(decoder, arch: str) -> None:

@@ -33,7 +33,8 @@ from fairseq_searnn.models._dss_base import (
     register_variant,
 )
 
-PASSES_CHOICES = ChoiceEnum(["step", "two"])
+PASSES = ("step", "two")
+PASSES_CHOICES = ChoiceEnum(list(PASSES))
 
 
 @dataclass
@@ -67,7 +68,7 @@ class DSSTransformerModel(DSSModelMixin, TransformerModel):
     def build_model(cls, args, task):
         dss_cfg = config_from_args(DSSTransformerConfig, args)
         passes = str(dss_cfg.ss_passes)
-        if passes not in ("step", "two"):
+        if passes not in PASSES:
             raise ValueError(f"--ss-passes must be step or two, got {passes!r}")
         if passes == "step" and getattr(args, "checkpoint_activations", False):
             raise ValueError("dss_transformer: --ss-passes step does not support "

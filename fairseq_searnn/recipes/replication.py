@@ -81,9 +81,10 @@ def mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def plot_curves(series, xlabel, ylabel, title, path):
+def plot_curves(series, xlabel, ylabel, title, path, logy=False):
     """One line per ``(label, xs, ys)``; lines sharing a label share a colour and one legend
-    entry. Writes a PNG to ``path``; returns False when matplotlib is missing."""
+    entry (``logy``: logarithmic y axis). Writes a PNG to ``path``; returns False when
+    matplotlib is missing."""
     try:
         import matplotlib
 
@@ -97,6 +98,8 @@ def plot_curves(series, xlabel, ylabel, title, path):
         new = label not in colors
         color = colors.setdefault(label, f"C{len(colors)}")
         ax.plot(xs, ys, color=color, alpha=0.8, marker=".", label=label if new else None)
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -18,7 +18,7 @@ from fairseq.tasks.translation import TranslationConfig
 from fairseq_searnn import schedules, validation
 
 ROLLIN_SCHEDULES = ("constant", "linear", "inverse-sigmoid")
-UNITS = ("update", "epoch")
+UNITS = schedules.UNITS
 
 
 @dataclass
