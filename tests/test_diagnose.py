@@ -442,3 +442,31 @@ def test_command_on_lstm_transformer_and_dss_checkpoints(data_bin, tmp_path):
     # n-gram precisions and lengths, which a BLEU of 0 (no 4-gram matched) would not show
     assert saved["checkpoints"][1]["beam"]["bleu_detail"] == scorer.result_string()
     assert " 0.0/0.0/0.0/0.0 " not in scorer.result_string()
+
+
+def test_criterion_from_a_checkpoint_equals_its_options(data_bin, tmp_path):
+    """``--criterion-from`` rebuilds the criterion a checkpoint was trained with: the same
+    target report as spelling its options out; a checkpoint trained otherwise is refused."""
+    options = ["--criterion", "searnn_skl", "--searnn-tokens", "2", "--searnn-cost", "edit",
+               "--rollin", "learned", "--rollout-max-len-b", "10", "--searnn-alpha", "7"]
+    save = tmp_path / "skl"
+    helpers.run_training(helpers.train_argv(data_bin, "lstm", "searnn_skl", extra=[
+        "--max-update", "2", "--save-dir", str(save), "--no-epoch-checkpoints", *options[2:]]))
+    ckpt = str(save / "checkpoint_last.pt")
+    common = [str(data_bin), "--path", ckpt, "--beam", "0", "--cost", "edit",
+              "--max-len-b", "12"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        spelled = cli.run(common + options)
+        saved = cli.run(common + ["--criterion-from", ckpt])
+    got, want = saved["checkpoints"][0]["targets"], spelled["checkpoints"][0]["targets"]
+    assert got.pop("criterion") == f"the options saved in {ckpt}"
+    assert want.pop("criterion") == " ".join(options)
+    assert got == want
+    assert spelled["checkpoints"][0]["targets"]["cells"] > 0
+    plain = tmp_path / "ce"
+    helpers.run_training(helpers.train_argv(data_bin, "lstm", extra=[
+        "--max-update", "1", "--save-dir", str(plain), "--no-epoch-checkpoints"]))
+    with pytest.raises(ValueError, match="trained with 'cross_entropy'"):
+        cli.run(common + ["--criterion-from", str(plain / "checkpoint_last.pt")])
+    with pytest.raises(SystemExit):
+        cli.parse(common + options + ["--criterion-from", ckpt])

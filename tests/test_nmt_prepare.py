@@ -96,6 +96,10 @@ def test_iwslt14_pipeline_offline(tmp_path, shared_data):
     score, hyps = nmt_eval.bleu(out, units, "valid")
     assert len(hyps) == len(units) and score.score > 90
     assert nmt_eval.tokenized_bleu(out, units, "valid").score == pytest.approx(100.0)
+    # raw text of one's own goes through the same pipeline
+    for lang in ("de", "en"):
+        assert nmt.encode_lines(out, nmt.read_lines(out / "ref" / f"valid.{lang}"), lang) == \
+            nmt.read_lines(out / "bpe" / f"valid.{lang}")
     # the standard fairseq codes instead of sentencepiece
     out2 = nmt.prepare_iwslt14(str(tmp_path / "orig" / "de-en"), tmp_path / "iwslt-bpe10k",
                                bpe="subword-nmt",
@@ -148,3 +152,39 @@ def test_multi30k_pipeline_train_and_score(tmp_path, shared_data):
 
     assert result["sacrebleu"] == pytest.approx(
         round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
+
+    # the same sentences as raw files of one's own: the same hypotheses and score
+    own = helpers.load_example("nmt", "evaluate").main(
+        ["--prep", str(out), "--checkpoint", str(save / "checkpoint_last.pt"),
+         "--src-file", str(out / "ref" / "valid.de"), "--ref-file", str(out / "ref" / "valid.en"),
+         "--beam", "2", "--max-len-a", "1.2", "--max-len-b", "5",
+         "--out", str(tmp_path / "own.txt")])
+    assert own["sacrebleu"] == result["sacrebleu"] and own["sentences"] == 203
+    assert nmt.read_lines(tmp_path / "own.txt") == hyps
+    assert not (out / "bin" / "own.de-en.de.bin").exists()  # the prepared directory is kept
+
+
+def test_valid_halves_are_fixed_disjoint_halves_of_valid(tmp_path, shared_data):
+    from fairseq.data import data_utils
+
+    out = nmt.prepare_multi30k(shared_data / "multi30k" / "raw", tmp_path / "m30k", vocab=200,
+                               max_lines=41)
+    nmt.split_valid_halves(out)
+    info = json.loads((out / "prep.json").read_text())
+    assert {"select", "report"} <= set(info["splits"])
+    valid = nmt.read_lines(out / "ref" / "valid.en")
+    assert nmt.read_lines(out / "ref" / "select.en") == valid[0::2]  # 21 pairs
+    assert nmt.read_lines(out / "ref" / "report.en") == valid[1::2]  # 20 pairs
+    from fairseq.data import Dictionary
+
+    dictionary = Dictionary.load(str(out / "bin" / "dict.en.txt"))
+    whole = data_utils.load_indexed_dataset(str(out / "bin" / "valid.de-en.en"), dictionary)
+    half = data_utils.load_indexed_dataset(str(out / "bin" / "report.de-en.en"), dictionary)
+    assert len(half) == 20
+    for i in range(20):
+        assert torch.equal(half[i], whole[2 * i + 1])
+    mtime = (out / "bin" / "select.de-en.de.bin").stat().st_mtime
+    nmt.split_valid_halves(out)  # kept
+    assert (out / "bin" / "select.de-en.de.bin").stat().st_mtime == mtime
+    with pytest.raises(ValueError, match="2 source lines for 1 target"):
+        nmt.add_split(out, "bad", ["a", "b"], ["c"])

@@ -50,12 +50,11 @@ def test_fine_tune_starts_from_weights_only(tmp_path, data_bin):
     update count (schedules), training time (--stop-time-hours), optimiser state."""
     from fairseq import checkpoint_utils
 
-    driver = helpers.load_example("nmt", "replicate_multi30k")
     pre, ft = tmp_path / "pre", tmp_path / "ft"
     helpers.run_training(helpers.train_argv(data_bin, extra=[
         "--max-update", "3", "--save-dir", str(pre), "--no-epoch-checkpoints"]))
     init = tmp_path / "init.pt"
-    driver.weights_only(pre / "checkpoint_last.pt", init)
+    replication.weights_only(pre / "checkpoint_last.pt", init)
     source = checkpoint_utils.load_checkpoint_to_cpu(str(pre / "checkpoint_last.pt"))
     state = checkpoint_utils.load_checkpoint_to_cpu(str(init))
     assert source["optimizer_history"][-1]["num_updates"] == 3

@@ -237,6 +237,28 @@ def test_mle_weight_and_warmup_switch(data_bin):
     assert log["searnn_mle_active"] == sample["nsentences"]
 
 
+@pytest.mark.parametrize("rollin", ["reference", "learned"])
+def test_label_smoothed_token_term_equals_fairseq_label_smoothing(data_bin, rollin):
+    extra = ["--rollin", rollin, "--rollout", "mixed", "--searnn-cost", "bleu",
+             "--rollout-max-len-b", "8", "--searnn-tokens", "3", "--searnn-mle-weight", "1",
+             "--searnn-mle-label-smoothing", "0.1"]
+    _, task, model, crit = helpers.build(data_bin, "lstm", "searnn_skl", extra)
+    ls = _criterion(task, "label_smoothed_cross_entropy", ["--label-smoothing", "0.1"])
+    sample = helpers.valid_batch(task, 8)
+    model.train()
+    loss, _, log = crit(model, sample)
+    want, _, want_log = ls(model, sample)
+    torch.testing.assert_close(loss, want)
+    torch.testing.assert_close(log["nll_loss"], want_log["nll_loss"])  # unsmoothed NLL
+    g1 = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    g2 = torch.autograd.grad(ls(model, sample)[0], list(model.parameters()))
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+    crit.mle_only = True  # the warm-up updates are smoothed the same way
+    torch.testing.assert_close(crit(model, sample)[0], want)
+    assert not torch.equal(want, _criterion(task, "cross_entropy", [])(model, sample)[0])
+
+
 def test_mle_weight_with_learned_rollin_uses_one_forward(data_bin):
     extra = ["--rollin", "learned", "--rollout", "mixed", "--searnn-cost", "edit",
              "--rollout-max-len-b", "8"]
@@ -298,6 +320,7 @@ def test_short_training_decreases_the_loss(data_bin, name):
 
 BAD = [
     (["--searnn-alpha", "0"], "searnn_kl", "--searnn-alpha"),
+    (["--searnn-mle-label-smoothing", "1"], "searnn_skl", "--searnn-mle-label-smoothing"),
     (["--rollout-ref-prob", "1.5"], "searnn_kl", "--rollout-ref-prob"),
     (["--rollin-ref-prob", "-0.1"], "searnn_kl", "--rollin-ref-prob"),
     ([], "searnn_skl", "--searnn-tokens"),

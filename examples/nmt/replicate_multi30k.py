@@ -80,20 +80,6 @@ def pretrain(args):
     return out
 
 
-def weights_only(checkpoint, dest):
-    """Copy of a fairseq checkpoint without optimiser state, update count, training time,
-    best score or meters, for ``--finetune-from-model``."""
-    import torch
-
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    state["last_optimizer_state"] = None
-    state["optimizer_history"] = [dict(state["optimizer_history"][-1], num_updates=0)]
-    state["extra_state"] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0,
-                                               "version": 2},
-                            "previous_training_time": 0.0}
-    torch.save(state, dest)
-
-
 def finetune(args, init, method):
     out = args.out / method
     log = out / "train.log"
@@ -175,7 +161,7 @@ def main(argv=None):
     pre = pretrain(args)
     init = args.out / "mle-pretrain-weights.pt"
     if not init.exists():
-        weights_only(pre / "checkpoint_last.pt", init)
+        replication.weights_only(pre / "checkpoint_last.pt", init)
     runs = replication.run_all(lambda m: finetune(args, init, m), [(m,) for m in args.methods],
                                args.jobs)
     summarise(args, {"mle-pretrain": pre, **dict(zip(args.methods, runs))})

@@ -9,8 +9,15 @@
 #   MAX_UPDATE=50000  MAX_TOKENS=  BATCH=64  SAVE=checkpoints/$METHOD-$ARCH-d$DROPOUT
 #   TASK=searnn_translation  (validation BLEU `searnn_bleu` selects checkpoint_best.pt);
 #   TASK=translation works as well (plain fairseq task, best = lowest validation loss).
-# Adam 1e-3 decaying polynomially to 1e-5 over MAX_UPDATE updates; extra arguments are passed
-# to fairseq-train. Score with examples/nmt/evaluate.py (--beam 1 greedy, --beam 5 beam).
+#   LR=1e-3                Adam's step
+#   LR_SCHEDULE=polynomial polynomial (decay to 1e-5 over MAX_UPDATE updates) | plateau (halve
+#                          after every epoch whose validation BLEU does not improve; WARMUP
+#                          updates of linear warm-up first, default 0) | fixed
+#   LABEL_SMOOTHING=0      > 0: token-level losses label-smoothed (mle, dss, ss:
+#                          label_smoothed_cross_entropy; searnn: its token term)
+#   MLE_WEIGHT=0           searnn*: (1 - w) SeaRNN loss + w token-level loss
+# Extra arguments are passed to fairseq-train. Score with examples/nmt/evaluate.py (--beam 1
+# greedy, --beam 5 beam).
 set -euo pipefail
 PREP=${PREP:?set PREP to a directory made by prepare_iwslt14.py or prepare_multi30k.py}
 METHOD=${METHOD:-mle}
@@ -40,9 +47,15 @@ SEARNN=(--criterion searnn_skl --searnn-cost bleu --rollin reference --rollout m
         --searnn-alpha 200 --searnn-token-sampling topk-neighbors
         --searnn-reference best-suffix --searnn-reference-cost bleu1
         --rollout-max-len-a 1.5 --rollout-max-len-b 10)
+SEARNN+=(--searnn-mle-weight "${MLE_WEIGHT:-0}"
+         --searnn-mle-label-smoothing "${LABEL_SMOOTHING:-0}")
+TOKEN=(--criterion cross_entropy)
+if [ "${LABEL_SMOOTHING:-0}" != 0 ]; then
+  TOKEN=(--criterion label_smoothed_cross_entropy --label-smoothing "$LABEL_SMOOTHING")
+fi
 NET=$ARCH
 case "$METHOD" in
-  mle) CRIT=(--criterion cross_entropy) ;;
+  mle) CRIT=("${TOKEN[@]}") ;;
   searnn) CRIT=("${SEARNN[@]}" --searnn-tokens "${TOKENS:-15}"
         --searnn-neighbors "${NEIGHBORS:-5}" --searnn-cells "${CELLS:-0}") ;;
   # CPU-sized: a few cells per sentence, fewer tokens, focused roll-outs (m learned steps,
@@ -52,10 +65,10 @@ case "$METHOD" in
         --rollout focused --rollout-focused-steps "${FOCUSED:-2}") ;;
   # Differentiable scheduled sampling (Goyal et al. 2017): soft argmax feed, inverse-sigmoid
   # decay of the gold-token probability.
-  dss) NET=dss_$ARCH; CRIT=(--criterion cross_entropy --ss-feed "${FEED:-soft-greedy}"
+  dss) NET=dss_$ARCH; CRIT=("${TOKEN[@]}" --ss-feed "${FEED:-soft-greedy}"
         --ss-alpha "${SS_ALPHA:-1}" --ss-decay-k "${DECAY_K:-2000}") ;;
   # Hard scheduled sampling (Bengio et al. 2015): the previous argmax is fed.
-  ss) NET=dss_$ARCH; CRIT=(--criterion cross_entropy --ss-feed hard-greedy
+  ss) NET=dss_$ARCH; CRIT=("${TOKEN[@]}" --ss-feed hard-greedy
         --ss-decay-k "${DECAY_K:-2000}") ;;
   *) echo "unknown METHOD=$METHOD" >&2; exit 1 ;;
 esac
@@ -67,13 +80,20 @@ if [ "$TASK" = searnn_translation ]; then
          --maximize-best-checkpoint-metric
          --eval-searnn-args '{"beam": 1, "max_len_a": 1.2, "max_len_b": 10}')
 fi
+case "${LR_SCHEDULE:-polynomial}" in
+  polynomial) SCHEDULE=(--lr-scheduler polynomial_decay --end-learning-rate 1e-5
+        --total-num-update "$MAX_UPDATE") ;;
+  plateau) SCHEDULE=(--lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 0
+        --warmup-updates "${WARMUP:-0}") ;;
+  fixed) SCHEDULE=(--lr-scheduler fixed) ;;
+  *) echo "unknown LR_SCHEDULE=$LR_SCHEDULE" >&2; exit 1 ;;
+esac
 BATCH_ARGS=(--batch-size "${BATCH:-64}")
 [ -n "${MAX_TOKENS:-}" ] && BATCH_ARGS+=(--max-tokens "$MAX_TOKENS")
 
 fairseq-train "$PREP/bin" --user-dir "$(fairseq-searnn-user-dir)" --task "$TASK" \
     --source-lang "$SRC" --target-lang "$TGT" --arch "$NET" "${MODEL[@]}" \
-    --dropout "$DROPOUT" --optimizer adam --lr 1e-3 \
-    --lr-scheduler polynomial_decay --end-learning-rate 1e-5 --total-num-update "$MAX_UPDATE" \
+    --dropout "$DROPOUT" --optimizer adam --lr "${LR:-1e-3}" "${SCHEDULE[@]}" \
     --max-update "$MAX_UPDATE" "${BATCH_ARGS[@]}" --num-workers 0 --seed "${SEED:-1}" \
     --required-batch-size-multiple 1 \
     --save-dir "$SAVE" --no-epoch-checkpoints --keep-last-epochs 1 \

@@ -13,6 +13,7 @@ import math
 import torch
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
 from fairseq.logging import metrics
 
 from fairseq_searnn.criterions.searnn_config import SearnnConfig, alpha, check, search_config
@@ -104,7 +105,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         tokens = _nll(gold, sample["target"], self.padding_idx, reduce=False)
         w = self.cfg.searnn_mle_weight
         if w > 0:
-            per_cell = _add_padded((1 - w) * per_cell, w * tokens)
+            per_cell = _add_padded((1 - w) * per_cell, w * self._token_loss(gold, sample, tokens))
         log = self._log(sample, loss=per_cell.sum(), nll=tokens.sum(), cells=int(cells.sum()))
         log.update(self._search_stats(res, cells, tiebreak))
         if not self._described:
@@ -170,10 +171,21 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         """Token cross-entropy on the gold target (warm-up updates)."""
         lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
         tokens = _nll(lprobs.float(), sample["target"], self.padding_idx, reduce=False)
-        nll = tokens.sum()
-        log = self._log(sample, loss=nll, nll=nll, cells=sample["ntokens"])
+        loss = self._token_loss(lprobs.float(), sample, tokens)
+        log = self._log(sample, loss=loss.sum(), nll=tokens.sum(), cells=sample["ntokens"])
         log["searnn_mle_active"] = log["nsentences"]
-        return (nll if reduce else tokens), log["sample_size"], log
+        return (loss.sum() if reduce else loss), log["sample_size"], log
+
+    def _token_loss(self, lprobs, sample, nll):
+        """The token-level term ``[B, T]``: the gold NLL ``nll``, label-smoothed as fairseq's
+        ``label_smoothed_cross_entropy`` with ``--searnn-mle-label-smoothing``."""
+        eps = self.cfg.searnn_mle_label_smoothing
+        if eps == 0:
+            return nll
+        target = sample["target"]
+        smoothed, _ = label_smoothed_nll_loss(lprobs, target.unsqueeze(-1), eps,
+                                              ignore_index=self.padding_idx, reduce=False)
+        return smoothed.squeeze(-1)
 
     def _cheap_valid(self, model, sample, reduce=True):
         """Validation: gold NLL (as ``loss``) and the cost of the greedy decoding (bounded by

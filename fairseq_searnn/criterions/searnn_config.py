@@ -98,6 +98,10 @@ class SearnnConfig(FairseqDataclass):
         default=None, metadata={"help": "replace LL/KL by an appendix loss (C.1)"})
     searnn_mle_weight: float = field(
         default=0.0, metadata={"help": "(1 - w) * SeaRNN loss + w * token cross-entropy"})
+    searnn_mle_label_smoothing: float = field(
+        default=0.0, metadata={"help": "label smoothing of the token cross-entropy term "
+                               "(--searnn-mle-weight, warm-up updates), as fairseq's "
+                               "label_smoothed_cross_entropy --label-smoothing"})
     searnn_full_valid_loss: bool = field(
         default=False, metadata={"help": "validate with the full SeaRNN loss (default: gold "
                                  "NLL and the greedy roll-in's cost)"})
@@ -131,6 +135,9 @@ def _value_problems(cfg: SearnnConfig):
     for name in ("rollin_ref_prob", "rollout_ref_prob", "searnn_mle_weight"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             yield f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}"
+    if not 0.0 <= cfg.searnn_mle_label_smoothing < 1.0:
+        yield ("--searnn-mle-label-smoothing must be in [0, 1), got "
+               f"{cfg.searnn_mle_label_smoothing}")
     if cfg.searnn_alpha is not None and cfg.searnn_alpha <= 0:
         yield f"--searnn-alpha must be > 0, got {cfg.searnn_alpha}"
     if cfg.searnn_sampling_temperature <= 0:

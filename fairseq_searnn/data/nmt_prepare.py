@@ -225,6 +225,88 @@ def _finish(out: Path, info: Dict, src: str, tgt: str, splits: Sequence[str]) ->
     return out
 
 
+def encode_lines(prep_dir, lines: Sequence[str], lang: str) -> List[str]:
+    """Raw text -> the subword units a prepared directory's models read: Moses-tokenised and
+    lowercased where the pipeline did (IWSLT14), then its sentencepiece model or BPE codes."""
+    prep_dir = Path(prep_dir)
+    info = json.loads((prep_dir / "prep.json").read_text())
+    lines = list(lines)
+    if info.get("moses"):
+        lines = [" ".join(x.split()) for x in moses_tokenize(lines, lang)]
+    if info.get("lowercase"):
+        lines = [x.lower() for x in lines]
+    if info["bpe"] == "sentencepiece":
+        return spm_encode(prep_dir / info["spm_model"], lines)
+    applier = SubwordNmtCodes(prep_dir / info["codes"])
+    return [applier.segment(x) for x in lines]
+
+
+def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequence[str]) -> Path:
+    """A new split of raw parallel text in a prepared directory, binarised with its
+    dictionary: ``ref/{split}.{lang}`` (raw), ``bpe/{split}.{lang}`` and
+    ``bin/{split}.{src}-{tgt}.{lang}.{bin,idx}`` (fairseq's ``--gen-subset`` /
+    ``--valid-subset`` name ``split``)."""
+    import tempfile
+
+    from fairseq import options
+    from fairseq_cli import preprocess
+
+    prep_dir = Path(prep_dir)
+    info = json.loads((prep_dir / "prep.json").read_text())
+    src, tgt = info["src"], info["tgt"]
+    if len(src_lines) != len(tgt_lines):
+        raise ValueError(f"{len(src_lines)} source lines for {len(tgt_lines)} target lines")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", split):
+        raise ValueError(f"split name {split!r}: letters, digits and _ only")
+    for lang, lines in ((src, src_lines), (tgt, tgt_lines)):
+        write_lines(prep_dir / "ref" / f"{split}.{lang}", lines)
+        write_lines(prep_dir / "bpe" / f"{split}.{lang}", encode_lines(prep_dir, lines, lang))
+    logging.getLogger("fairseq_cli.preprocess").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["--source-lang", src, "--target-lang", tgt, "--destdir", tmp,
+                "--testpref", str(prep_dir / "bpe" / split), "--workers", "1",
+                "--srcdict", str(prep_dir / "bin" / f"dict.{src}.txt"),
+                "--tgtdict", str(prep_dir / "bin" / f"dict.{tgt}.txt")]
+        with contextlib.redirect_stdout(io.StringIO()):
+            preprocess.main(options.get_preprocessing_parser().parse_args(argv))
+        for lang in (src, tgt):
+            for ext in ("bin", "idx"):
+                shutil.move(Path(tmp) / f"test.{src}-{tgt}.{lang}.{ext}",
+                            prep_dir / "bin" / f"{split}.{src}-{tgt}.{lang}.{ext}")
+    info["splits"] = sorted(set(info.get("splits", [])) | {split})
+    (prep_dir / "prep.json").write_text(json.dumps(info, indent=1) + "\n")
+    return prep_dir
+
+
+def scratch_copy(prep_dir, dest) -> Path:
+    """A prepared directory without data splits at ``dest``: ``prep.json``, the subword model
+    and the dictionaries, for :func:`add_split` on text of one's own."""
+    prep_dir, dest = Path(prep_dir), Path(dest)
+    info = json.loads((prep_dir / "prep.json").read_text())
+    (dest / "bin").mkdir(parents=True, exist_ok=True)
+    for lang in (info["src"], info["tgt"]):
+        shutil.copy(prep_dir / "bin" / f"dict.{lang}.txt", dest / "bin")
+    model = info.get("spm_model") or info["codes"]
+    shutil.copy(prep_dir / model, dest / model)
+    (dest / "prep.json").write_text(json.dumps(dict(info, splits=[]), indent=1) + "\n")
+    return dest
+
+
+def split_valid_halves(prep_dir, names: Sequence[str] = ("select", "report")) -> Path:
+    """Two fixed halves of the ``valid`` split as new splits (:func:`add_split`): pairs 1, 3,
+    5, ... in ``names[0]`` (checkpoint selection, early stopping), pairs 2, 4, ... in
+    ``names[1]`` (where results are reported). Kept when both exist."""
+    prep_dir = Path(prep_dir)
+    info = json.loads((prep_dir / "prep.json").read_text())
+    if all(n in info.get("splits", []) for n in names):
+        return prep_dir
+    src, tgt = (read_lines(prep_dir / "ref" / f"valid.{lang}")
+                for lang in (info["src"], info["tgt"]))
+    for offset, name in enumerate(names):
+        add_split(prep_dir, name, src[offset::2], tgt[offset::2])
+    return prep_dir
+
+
 def prepare_multi30k(raw_dir, out, vocab: int = 8000, src: str = "de", tgt: str = "en",
                      max_lines: int = 0) -> Path:
     """Multi30k: ``raw_dir/{train,val[,test*]}.{de,en}`` -> ``out`` (see module doc).

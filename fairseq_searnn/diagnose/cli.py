@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
                    help="n-gram orders of the repeat rates (default 1 2 3 4)")
     p.add_argument("--criterion", default=None,
                    help="a SeaRNN criterion: report its loss target on the split's cells")
+    p.add_argument("--criterion-from", default=None, metavar="CHECKPOINT",
+                   help="report the loss target of the SeaRNN criterion CHECKPOINT was trained "
+                   "with (its saved options), for every --path")
     p.add_argument("--target-sentences", type=int, default=512,
                    help="sentences (whole batches) for the target report; 0: all (default 512)")
     p.add_argument("--seed", type=int, default=1, help="keys the criterion's random draws")
@@ -75,6 +78,8 @@ def parse(argv: Optional[List[str]] = None):
     if rest and args.criterion is None:
         p.error(f"unrecognized arguments: {' '.join(rest)} (criterion options need "
                 f"--criterion)")
+    if args.criterion and args.criterion_from:
+        p.error("--criterion and --criterion-from exclude each other")
     if args.beam < 0 or args.batch_size < 1:
         p.error("--beam must be >= 0 and --batch-size >= 1")
     try:
@@ -143,7 +148,11 @@ def diagnose_checkpoint(path: str, args, crit_argv: List[str], opts: Options) ->
     cuda = torch.cuda.is_available() and not args.cpu
     if cuda:
         model.cuda()
-    criterion = targets.build_criterion(task, str(args.data), crit_argv) if crit_argv else None
+    criterion = None
+    if crit_argv:
+        criterion = targets.build_criterion(task, str(args.data), crit_argv)
+    elif args.criterion_from:
+        criterion = targets.criterion_from_checkpoint(task, args.criterion_from)
     torch.manual_seed(args.seed)  # the criterion keys its draws by torch.initial_seed()
     diag = Diagnosis(model, task, opts, criterion)
     for sample in batches(task, model, args):
@@ -180,13 +189,15 @@ def run(argv: Optional[List[str]] = None) -> dict:
     for name, path in zip(names, args.path):
         logger.info(f"diagnosing {path}")
         reports.append({"name": name, **diagnose_checkpoint(path, args, crit_argv, opts)})
-    rows = report.rows(args.cost, args.beam, opts.orders, bool(crit_argv))
+    rows = report.rows(args.cost, args.beam, opts.orders,
+                       bool(crit_argv or args.criterion_from))
     print(report.table(names, reports, rows, title=args.gen_subset))
     argv_list = sys.argv[1:] if argv is None else list(argv)
     result = {"command": "fairseq-searnn-diagnose " + " ".join(map(shlex.quote, argv_list)),
               "commit": commit(), "data": str(args.data), "subset": args.gen_subset,
               "options": {**vars(opts), "orders": list(opts.orders),
-                          "criterion": " ".join(crit_argv) or None},
+                          "criterion": " ".join(crit_argv) or None,
+                          "criterion_from": args.criterion_from},
               "checkpoints": reports}
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

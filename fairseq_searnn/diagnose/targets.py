@@ -40,6 +40,21 @@ def build_criterion(task, data: str, argv: Sequence[str]):
     return criterion
 
 
+def criterion_from_checkpoint(task, path):
+    """The criterion a checkpoint was trained with, built for ``task`` from the options saved
+    in it."""
+    from fairseq import checkpoint_utils
+
+    cfg = checkpoint_utils.load_checkpoint_to_cpu(str(path))["cfg"]
+    criterion = task.build_criterion(cfg.criterion)
+    if not hasattr(criterion, "collect_costs"):
+        raise ValueError(f"{path} was trained with {cfg.criterion._name!r}: the target report "
+                         "needs a SeaRNN criterion (searnn_ll, searnn_kl, searnn_sll, "
+                         "searnn_skl)")
+    criterion.options = f"the options saved in {path}"
+    return criterion
+
+
 class TargetStats:
     """Sums over the rolled-out cells of the batches given to :meth:`add`."""
 

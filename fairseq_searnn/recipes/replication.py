@@ -6,15 +6,18 @@ jobs themselves run with :func:`fairseq_searnn.recipes.commands.run_logged`.
 
 import argparse
 import json
+import logging
 import re
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-def valid_curve(log_text, metric):
-    """``[(num_updates, value)]`` of every ``valid on 'valid' subset`` line of a fairseq log."""
-    pattern = re.compile(r"\| valid on 'valid' subset \|.*?\| " + re.escape(metric)
+def valid_curve(log_text, metric, subset="valid"):
+    """``[(num_updates, value)]`` of every ``valid on 'SUBSET' subset`` line of a fairseq
+    log."""
+    pattern = re.compile(r"\| valid on '" + re.escape(subset) + r"' subset \|.*?\| "
+                         + re.escape(metric)
                          + r" ([\d.]+) \|.*?\| num_updates (\d+)")
     return [(int(u), float(v)) for v, u in pattern.findall(log_text)]
 
@@ -75,6 +78,21 @@ def cached(path, compute):
     return result
 
 
+def weights_only(checkpoint, dest):
+    """Copy of a fairseq checkpoint without optimiser state, update count, training time,
+    best score or meters: the start of a fine-tune (``--finetune-from-model``) whose
+    schedules and ``--stop-time-hours`` budget count from zero."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["last_optimizer_state"] = None
+    state["optimizer_history"] = [dict(state["optimizer_history"][-1], num_updates=0)]
+    state["extra_state"] = {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0,
+                                               "version": 2},
+                            "previous_training_time": 0.0}
+    torch.save(state, dest)
+
+
 def mean_std(values):
     """``(mean, sample std)``; std 0 for a single value."""
     values = list(values)
@@ -88,6 +106,7 @@ def plot_curves(series, xlabel, ylabel, title, path, logy=False):
     try:
         import matplotlib
 
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq leaves DEBUG on
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
