@@ -17,6 +17,10 @@ def _one_thread(_two_threads):
     torch.set_num_threads(1)
 
 
+SMALL = ["--encoder-embed-dim", "16", "--encoder-hidden-size", "16", "--decoder-embed-dim",
+         "16", "--decoder-hidden-size", "16", "--decoder-out-embed-dim", "16"]
+
+
 def _config(log, section):
     """The ``'SECTION': {...}`` entry of the configuration fairseq-train logs."""
     return re.search(r"'" + section + r"': \{([^{}]*)\}", log).group(1)
@@ -30,7 +34,7 @@ def test_converged_protocol_end_to_end(tmp_path, shared_data):
     driver = helpers.load_example("nmt", "converged")
     argv = ["--prep", str(prep), "--out", str(tmp_path / "out"), "--cap-hours", "0.002",
             "--patience", "1", "--methods", "control", "searnn", "--minutes", "0.1",
-            "--jobs", "2"]
+            "--jobs", "2", "--", *SMALL]
     summary = driver.main(argv)
     assert len(read_lines(prep / "ref" / "select.en")) == 102
     assert len(read_lines(prep / "ref" / "report.en")) == 101
@@ -51,10 +55,10 @@ def test_converged_protocol_end_to_end(tmp_path, shared_data):
         assert "Stopping training due to" in log  # the wall-time budget
     assert "'label_smoothing': 0.1" in _config(control, "criterion")
     crit = _config(searnn, "criterion")
-    for option in ("'_name': 'searnn_skl'", "'rollin': 'reference'", "'rollout': 'mixed'",
+    for option in ("'_name': 'searnn_skl'", "'rollin': reference", "'rollout': mixed",
                    "'searnn_mle_weight': 0.3", "'searnn_mle_label_smoothing': 0.1",
-                   "'searnn_cells': 6", "'searnn_token_sampling': 'topk-neighbors'",
-                   "'searnn_reference': 'best-suffix'"):
+                   "'searnn_cells': 6", "'searnn_token_sampling': topk-neighbors",
+                   "'searnn_reference': best-suffix"):
         assert option in crit, option
     for method in ("control", "searnn"):
         (row,) = summary["runs"][method]

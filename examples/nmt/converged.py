@@ -28,14 +28,17 @@ scored with greedy and beam-5 sacreBLEU on the other half.
 
 Writes ``OUT/ARCH/summary.md``, ``summary.json``, ``curves-updates.png`` and ``curves.png``
 (``select`` BLEU against updates and against training wall time). One torch thread per run,
-``--jobs`` fine-tunes at a time; finished runs, scores and diagnoses are not redone.
+``--jobs`` fine-tunes at a time; finished runs, scores and diagnoses are not redone. Options
+after ``--`` go to every fairseq-train run (e.g. a smaller model for a trial).
 """
 
 import argparse
+import contextlib
+import importlib.util
+import io
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 from fairseq_searnn import recipes
@@ -93,7 +96,7 @@ def baseline(args):
         recipes.run_logged(
             ["bash", HERE / "train.sh", "--valid-subset", SELECT, "--validate-interval", "1",
              "--patience", str(args.patience), "--stop-time-hours", f"{args.cap_hours:.4f}",
-             "--max-epoch", "1000", *CLIP], log, env)
+             "--max-epoch", "1000", *CLIP, *args.fairseq], log, env)
     return out / "checkpoint_best.pt"
 
 
@@ -108,35 +111,41 @@ def finetune(args, init, method, seed):
             ["bash", HERE / "train.sh", "--finetune-from-model", init, "--valid-subset", SELECT,
              "--validate-interval", "100000", "--validate-interval-updates", str(every),
              "--save-interval-updates", str(every), "--keep-interval-updates", "1",
-             "--stop-time-hours", f"{args.minutes / 60:.4f}", *CLIP, *options], log, env)
+             "--stop-time-hours", f"{args.minutes / 60:.4f}", *CLIP, *options, *args.fairseq],
+            log, env)
     return out
+
+
+def _evaluate_script():
+    """``evaluate.py`` beside this script, as a module (scored in this process)."""
+    spec = importlib.util.spec_from_file_location("nmt_evaluate", HERE / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def evaluate(args, checkpoint, into):
     """Report-half sacreBLEU of ``checkpoint`` for each beam of DECODES (cached in ``into``)."""
     def compute():
-        scores = {}
-        for beam in DECODES:
-            tmp = into.with_suffix(".log")
-            recipes.run_logged(
-                [sys.executable, HERE / "evaluate.py", "--prep", args.prep, "--checkpoint",
-                 checkpoint, "--split", REPORT, "--beam", str(beam), *GEN], tmp,
-                dict(os.environ, OMP_NUM_THREADS="1"))
-            scores[f"beam{beam}"] = json.loads(tmp.read_text().strip().splitlines()[-1])
-        return scores
+        script = _evaluate_script()
+        with contextlib.redirect_stdout(io.StringIO()):
+            return {f"beam{beam}": script.main(
+                ["--prep", str(args.prep), "--checkpoint", str(checkpoint), "--split", REPORT,
+                 "--beam", str(beam), *GEN]) for beam in DECODES}
     return replication.cached(into, compute)
 
 
 def diagnose(args, checkpoint, criterion_from, out):
-    """The SeaRNN target report and decoding diagnosis of ``checkpoint`` on ``select``."""
+    """The SeaRNN target report of ``checkpoint`` on ``select`` (fairseq-searnn-diagnose with
+    the criterion the run trained with)."""
+    from fairseq_searnn.diagnose import cli
+
     if not (out / "diagnose.json").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        recipes.run_logged(
-            [recipes.tool("fairseq-searnn-diagnose"), args.prep / "bin", "--path", checkpoint,
-             "--gen-subset", SELECT, "--beam", "0", "--cost", "bleu", *GEN,
-             "--post-process", "sentencepiece", "--criterion-from", criterion_from,
-             "--target-sentences", "0", "--out", out, "--cpu", "--no-progress-bar"],
-            out / "diagnose.log", dict(os.environ, OMP_NUM_THREADS="1"))
+        with contextlib.redirect_stdout(io.StringIO()):
+            cli.run([str(args.prep / "bin"), "--path", str(checkpoint), "--gen-subset", SELECT,
+                     "--beam", "0", "--cost", "bleu", *GEN, "--post-process", "sentencepiece",
+                     "--criterion-from", str(criterion_from), "--target-sentences", "0",
+                     "--out", str(out), "--cpu", "--no-progress-bar"])
     return json.loads((out / "diagnose.json").read_text())["checkpoints"][0]["targets"]
 
 
@@ -237,6 +246,8 @@ def parse(argv=None):
     p.add_argument("--minutes", type=float, default=45.0, help="wall time per fine-tune")
     p.add_argument("--lr", type=float, default=1e-4, help="fine-tune Adam step (constant)")
     p.add_argument("--jobs", type=int, default=1, help="fine-tunes at a time (1 thread each)")
+    p.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
+                   help="after --: options added to every fairseq-train run")
     args = p.parse_args(argv)
     if args.start and not Path(args.start).is_file():
         p.error(f"--start {args.start}: no such checkpoint")
@@ -247,6 +258,9 @@ def parse(argv=None):
 
 def main(argv=None):
     args = parse(argv)
+    import torch
+
+    torch.set_num_threads(1)  # the scoring and diagnoses in this process
     split_valid_halves(args.prep, (SELECT, REPORT))
     start = baseline(args)
     if args.baseline_only:
