@@ -1,15 +1,20 @@
-"""``fairseq-searnn-demo``: MLE vs SeaRNN on spelling correction, on CPU, in a few minutes.
+"""``fairseq-searnn-demo``: fine-tuning one pre-trained spelling corrector two ways, MLE and
+SeaRNN, on CPU, in a few minutes.
 
 1. Builds the spelling task (:mod:`fairseq_searnn.data.spelling`) from the documentation that
    ships with Python's standard library (``pydoc_data`` topics and module docstrings; offline,
    deterministic for a Python version) or from ``--corpus FILE``.
-2. Trains SeaRNN (``searnn_skl``: learned roll-in, mixed roll-out, edit cost, K sampled tokens
-   per cell) from scratch with fairseq's ``Trainer`` until ``--budget`` seconds of training
-   (or ``--updates N``), then MLE (``cross_entropy``) from scratch for the *same number of
-   updates*: the comparison is at equal updates, not equal time (SeaRNN's updates cost more).
-3. Both models decode the held-out validation set greedily during training (the curve) and
+2. Pre-trains an attention LSTM with MLE (``cross_entropy``) from scratch for
+   ``--pretrain-updates`` updates: a model clearly better than copying the input.
+3. Fine-tunes that model, from the same weights and with a fresh optimiser at
+   ``--finetune-lr``, for ``--finetune-updates`` updates each: with more MLE, and with SeaRNN
+   (``searnn_kl``: learned roll-in, mixed roll-out, edit cost, every token tried at every
+   cell), so the comparison is the one that matters: what SeaRNN adds to a trained model.
+4. Every model decodes the held-out validation set greedily during training (the curves) and
    the test set at the end; the edit error is exact: total Levenshtein distance / total
-   reference characters x 100. Prints a table, writes ``spelling_demo.png`` into ``--out``.
+   reference characters x 100. Prints a table and a verdict, writes ``spelling_demo.png``
+   into ``--out``. Budgets are update counts, so the numbers do not depend on the machine's
+   speed or load (only the times do).
 """
 
 import argparse
@@ -37,10 +42,11 @@ MODEL = [  # the paper's spelling model size: 100 units, attention, bidirectiona
 
 
 def searnn_args(args) -> List[str]:
-    """sKL with the spelling recipe's settings (``examples/spelling/train.sh``): edit cost,
-    learned roll-in, mixed roll-out, roll-outs up to the source length + 2 symbols."""
-    return criterion_args("skl", "edit", tokens=args.tokens, sampling=args.token_sampling,
-                          alpha=args.alpha, max_len=(1, 2))
+    """The SeaRNN fine-tune's criterion: the paper's spelling setting (learned roll-in, mixed
+    roll-out, edit cost; ``--searnn-loss kl`` tries every token at every cell, ``skl``
+    ``--tokens`` sampled ones), roll-outs up to the source length + 2 symbols."""
+    return criterion_args(args.searnn_loss, "edit", tokens=args.tokens,
+                          sampling=args.token_sampling, alpha=args.alpha, max_len=(1, 2))
 
 
 def _quiet():
@@ -55,7 +61,8 @@ def _quiet():
 class Run:
     """One training run with fairseq's Trainer, evaluated by exact greedy edit error."""
 
-    def __init__(self, name: str, data: str, criterion_args: Sequence[str], args):
+    def __init__(self, name: str, data: str, criterion_args: Sequence[str], args, lr: float,
+                 init: Optional[dict] = None):
         import numpy as np
         from fairseq import tasks, utils
         from fairseq.trainer import Trainer
@@ -64,7 +71,7 @@ class Run:
         argv = [
             data, "--user-dir", user_dir(), "--task", "translation",
             "--source-lang", spelling.SRC, "--target-lang", spelling.TGT, *MODEL,
-            *criterion_args, "--optimizer", "adam", "--lr", str(args.lr),
+            *criterion_args, "--optimizer", "adam", "--lr", str(lr), "--clip-norm", "5",
             "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--cpu",
             "--num-workers", "0", "--no-progress-bar",
         ]
@@ -78,6 +85,8 @@ class Run:
         for split in ("valid", "test"):
             self.task.load_dataset(split)
         model = self.task.build_model(cfg.model)
+        if init is not None:
+            model.load_state_dict(init)
         criterion = self.task.build_criterion(cfg.criterion)
         self.trainer = Trainer(cfg, self.task, model, criterion)
         self.epoch_itr = self.trainer.get_train_iterator(epoch=1)
@@ -144,40 +153,25 @@ def _progress(run: Run, err: float, wall: float) -> None:
           f"valid edit error {err:6.2f}%  ({per:.0f} ms/update, {wall:.0f} s)", flush=True)
 
 
-def train_searnn(run: Run, budget: float, updates: Optional[int], evals: int) -> List[int]:
-    """Train until ``updates`` or ``budget`` seconds of training (without evaluation time);
-    evaluates at start, every ``budget / evals`` training seconds (or ``updates / evals``
-    updates) and at the end. Returns the evaluated update counts."""
+def schedule(updates: int, evals: int) -> List[int]:
+    """``evals`` evaluation points spread over ``updates`` (the last one at ``updates``)."""
+    return sorted({max(1, round(updates * k / evals)) for k in range(1, evals + 1)})
+
+
+def train_to(run: Run, points: Sequence[int]) -> None:
+    """Train ``run`` to the last update of ``points``, evaluating at start and at each."""
     start = time.perf_counter()
     _progress(run, run.evaluate(), 0.0)
-    next_eval = 1
-    while True:
-        if updates is not None:
-            done = run.updates >= updates
-            due = run.updates >= next_eval * updates / evals
-        else:
-            done = run.train_time >= budget
-            due = run.train_time >= next_eval * budget / evals
-        if done or due:
-            if run.updates not in run.curve:
-                _progress(run, run.evaluate(), time.perf_counter() - start)
-            next_eval += 1
-        if done:
-            return sorted(run.curve)
-        run.step()
-
-
-def train_to(run: Run, schedule: Sequence[int]) -> None:
-    """Train ``run`` to the last update of ``schedule``, evaluating at each of its counts."""
-    start = time.perf_counter()
-    for target in schedule:
+    for target in points:
         while run.updates < target:
             run.step()
         _progress(run, run.evaluate(), time.perf_counter() - start)
 
 
-def plot(runs: Sequence[Run], path: Path, title: str, baseline: float) -> bool:
-    """Write the validation curves to ``path``; False (and a message) without matplotlib."""
+def plot(runs: Sequence[Run], offsets: Sequence[int], path: Path, title: str,
+         baseline: float) -> bool:
+    """Validation curves, each run's updates shifted by its offset (fine-tunes continue the
+    pre-training's axis), to ``path``; False (and a message) without matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -188,11 +182,12 @@ def plot(runs: Sequence[Run], path: Path, title: str, baseline: float) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for run, marker in zip(runs, "os"):
+    for run, offset, marker in zip(runs, offsets, "o^s"):
         xs = sorted(run.curve)
-        ax.plot(xs, [run.curve[x] for x in xs], marker=marker, label=run.name)
+        ax.plot([offset + x for x in xs], [run.curve[x] for x in xs], marker=marker,
+                label=run.name)
     ax.axhline(baseline, ls="--", color="gray", label="copy the input")
-    ax.set_xlabel("updates")
+    ax.set_xlabel("updates (fine-tunes continue from the pre-trained model)")
     ax.set_ylabel("validation edit error (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
@@ -207,14 +202,13 @@ def parse(argv=None):
     p = argparse.ArgumentParser(prog="fairseq-searnn-demo", description=__doc__.split("\n")[0])
     p.add_argument("--corpus", help="English text file (default: Python's own documentation)")
     p.add_argument("--out", default="fairseq-searnn-demo",
-                   help="output folder: the plot, and the data and checkpoints under work/")
-    p.add_argument("--budget", type=float, default=300.0,
-                   help="SeaRNN training seconds (evaluation excluded); MLE then trains the "
-                   "same number of updates")
-    p.add_argument("--updates", type=int, default=None,
-                   help="train both for exactly N updates instead of using --budget")
+                   help="output folder: the plot, and the data under work/")
+    p.add_argument("--pretrain-updates", type=int, default=3000,
+                   help="MLE updates from scratch (Adam --lr)")
+    p.add_argument("--finetune-updates", type=int, default=300,
+                   help="updates of each fine-tune (MLE, SeaRNN) from the pre-trained model")
     p.add_argument("--quick", action="store_true",
-                   help="a ~30 s smoke run: 8 s budget, 2000 lines, 2 noisy copies")
+                   help="a ~30 s smoke run: 2000 lines, 2 noisy copies, 40 + 4 updates")
     p.add_argument("--p", type=float, default=0.3, help="substitution noise probability")
     p.add_argument("--max-len", type=int, default=10, help="T, end marker included")
     p.add_argument("--copies", type=int, default=4, help="noisy copies of the training set")
@@ -222,27 +216,68 @@ def parse(argv=None):
     p.add_argument("--test", type=int, default=1000)
     p.add_argument("--max-lines", type=int, default=0, help="use only N corpus lines")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--tokens", type=int, default=5, help="SeaRNN: tokens per cell (K)")
-    p.add_argument("--token-sampling", default="biased")
-    p.add_argument("--alpha", type=float, default=20.0,
-                   help="sKL target softmax(-alpha * cost); the edit cost is per character")
-    p.add_argument("--evals", type=int, default=8, help="validation points per curve")
+    p.add_argument("--lr", type=float, default=1e-3, help="pre-training Adam step")
+    p.add_argument("--finetune-lr", type=float, default=1e-4,
+                   help="fine-tuning Adam step (both fine-tunes, fresh optimiser state)")
+    p.add_argument("--searnn-loss", choices=["kl", "skl"], default="kl",
+                   help="kl: every token at every cell; skl: --tokens sampled ones")
+    p.add_argument("--tokens", type=int, default=5, help="skl: tokens per cell (K)")
+    p.add_argument("--token-sampling", default="biased", help="skl: how tokens are drawn")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="KL target softmax(-alpha * cost) (default: the criterion's, 50 for "
+                   "the edit cost)")
+    p.add_argument("--evals", type=int, default=6, help="validation points per curve")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     args = p.parse_args(argv)
     if args.quick:
-        args.budget = min(args.budget, 8.0)
+        args.pretrain_updates = min(args.pretrain_updates, 40)
+        args.finetune_updates = min(args.finetune_updates, 4)
         args.copies = min(args.copies, 2)
         args.valid, args.test = min(args.valid, 200), min(args.test, 200)
         args.max_lines = args.max_lines or 2000
         args.evals = min(args.evals, 2)
+    if args.pretrain_updates < 1 or args.finetune_updates < 1 or args.evals < 1:
+        p.error("--pretrain-updates, --finetune-updates and --evals must be >= 1")
     return args
 
 
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    """Print a markdown table, first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for k, row in enumerate(rows):
+        print("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                for i, (c, w) in enumerate(zip(row, widths))) + " |")
+        if k == 0:
+            print("|" + "|".join("-" * (w + 1) + (":" if i else "-")
+                                 for i, w in enumerate(widths)) + "|")
+
+
+def verdict(copy: float, start: float, mle: float, searnn: float, ratio: float) -> str:
+    """One honest sentence on the two fine-tunes (test edit errors, %)."""
+    best = min(start, mle, searnn)
+    head = (f"the pre-trained model makes {start / copy:.2f}x the errors of copying the input; "
+            if start < copy else "the pre-trained model is no better than copying the input; ")
+    gap = mle - searnn
+    if abs(gap) < 0.05 * mle:
+        what = (f"SeaRNN and MLE fine-tuning end level ({searnn:.2f}% against {mle:.2f}%, "
+                "within 5% of each other)")
+    elif gap > 0:
+        what = (f"SeaRNN fine-tuning ends {gap:.2f} points below more MLE ({searnn:.2f}% "
+                f"against {mle:.2f}%)")
+    else:
+        what = (f"more MLE ends {-gap:.2f} points below SeaRNN fine-tuning ({mle:.2f}% against "
+                f"{searnn:.2f}%)")
+    return (f"verdict: {head}{what}, at an equal number of updates, a SeaRNN update costing "
+            f"{ratio:.1f} MLE updates; best model: {best / copy:.2f}x the copy error.")
+
+
 def run(argv=None) -> Dict[str, Dict[str, float]]:
-    """The demo; returns ``{method: {test_edit_error, ms_per_update, updates}}``."""
+    """The demo; returns ``{run: {test_edit_error, ms_per_update, updates}}`` for the runs
+    ``MLE pre-trained``, ``MLE``, ``SeaRNN`` and ``copy`` (its error only)."""
     args = parse(argv)
+    import copy as copy_module
+
     import torch
 
     torch.set_num_threads(args.threads)
@@ -261,50 +296,56 @@ def run(argv=None) -> Dict[str, Dict[str, float]]:
                            copies=args.copies, seed=args.seed, n_valid=args.valid,
                            n_test=args.test)
     _quiet()
+    copy_error = 100 * stats.changed_rate["test"]
     print(f"corpus: {source}: {stats.corpus_lines} lines -> train {stats.sentences['train']} "
           f"x {args.copies} noisy copies (one per epoch, cycled), valid {args.valid}, "
           f"test {args.test}; T = {args.max_len} symbols (end marker included)")
     print(f"noise: p = {args.p}; characters actually changed: train "
-          f"{100 * stats.train_changed_rate:.1f}%, test {100 * stats.changed_rate['test']:.1f}%"
-          f" (test edit error of copying the input: "
-          f"{100 * stats.changed_rate['test']:.2f}%)")
-    how = (f"exactly {args.updates} updates each" if args.updates else
-           f"SeaRNN for {args.budget:.0f} s of training, then MLE for the same number of "
-           "updates")
-    print(f"comparison at an equal number of updates, both from scratch: {how}; "
-          f"batch {args.batch_size}, Adam {args.lr:g}, {torch.get_num_threads()} thread(s)")
-    print(f"[1/2] SeaRNN (sKL, learned roll-in, mixed roll-out, {args.tokens} "
-          f"{args.token_sampling} tokens per cell, alpha {args.alpha:g}, edit cost)", flush=True)
-    searnn = Run("SeaRNN", stats.data, searnn_args(args), args)
-    schedule = train_searnn(searnn, args.budget, args.updates, args.evals)
-    print(f"[2/2] MLE (token cross-entropy), {searnn.updates} updates", flush=True)
-    mle = Run("MLE", stats.data, criterion_args("mle"), args)
-    train_to(mle, schedule)
+          f"{100 * stats.train_changed_rate:.1f}%, test {copy_error:.1f}% (test edit error of "
+          f"copying the input: {copy_error:.2f}%)")
+    print(f"attention LSTM, 100 units, batch {args.batch_size}, {torch.get_num_threads()} "
+          f"thread(s); budgets in updates, so the errors do not depend on the machine's speed")
+    print(f"[1/3] MLE pre-training from scratch: {args.pretrain_updates} updates, Adam "
+          f"{args.lr:g}", flush=True)
+    pre = Run("MLE pre-trained", stats.data, criterion_args("mle"), args, args.lr)
+    train_to(pre, schedule(args.pretrain_updates, args.evals))
+    init = copy_module.deepcopy(pre.trainer.model.state_dict())
+    points = schedule(args.finetune_updates, args.evals)
+    print(f"[2/3] MLE fine-tuning: {args.finetune_updates} more updates of cross-entropy, "
+          f"Adam {args.finetune_lr:g}", flush=True)
+    mle = Run("MLE fine-tuned", stats.data, criterion_args("mle"), args, args.finetune_lr, init)
+    train_to(mle, points)
+    how = ("every token tried at every cell" if args.searnn_loss == "kl" else
+           f"{args.tokens} {args.token_sampling} tokens per cell")
+    print(f"[3/3] SeaRNN fine-tuning: {args.finetune_updates} updates of searnn_"
+          f"{args.searnn_loss} (learned roll-in, mixed roll-out, edit cost, {how}), Adam "
+          f"{args.finetune_lr:g}", flush=True)
+    searnn = Run("SeaRNN fine-tuned", stats.data, searnn_args(args), args, args.finetune_lr,
+                 init)
+    train_to(searnn, points)
 
-    results = {}
     print("\nheld-out test set, greedy decoding; edit error = total edit distance / total "
           "reference characters x 100")
-    labels = {"MLE": "MLE (cross-entropy)",
-              "SeaRNN": f"SeaRNN (sKL, K={args.tokens} {args.token_sampling}, "
-                        f"alpha={args.alpha:g})"}
-    rows = [("method", "updates", "test edit error (%)", "time / update (ms)"),
-            ("copy the input (no model)", "-", f"{100 * stats.changed_rate['test']:.2f}", "-")]
-    for run in (mle, searnn):
+    results = {"copy": {"test_edit_error": copy_error}}
+    rows = [("model", "updates", "test edit error (%)", "time / update (ms)"),
+            ("copy the input (no model)", "-", f"{copy_error:.2f}", "-")]
+    for run, updates in ((pre, f"{pre.updates}"), (mle, f"{pre.updates} + {mle.updates}"),
+                         (searnn, f"{pre.updates} + {searnn.updates}")):
         err = run.edit_error("test")
         per = 1000 * run.train_time / max(run.updates, 1)
         results[run.name] = {"test_edit_error": err, "ms_per_update": per,
                              "updates": run.updates}
-        rows.append((labels[run.name], str(run.updates), f"{err:.2f}", f"{per:.0f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for k, row in enumerate(rows):
-        print("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                                for i, (c, w) in enumerate(zip(row, widths))) + " |")
-        if k == 0:
-            print("|" + "|".join("-" * (w + 1) + (":" if i else "-")
-                                 for i, w in enumerate(widths)) + "|")
+        rows.append((run.name, updates, f"{err:.2f}", f"{per:.0f}"))
+    _table(rows)
+    errors = [results[n]["test_edit_error"] for n in ("MLE pre-trained", "MLE fine-tuned",
+                                                      "SeaRNN fine-tuned")]
+    ratio = results["SeaRNN fine-tuned"]["ms_per_update"] / max(
+        results["MLE fine-tuned"]["ms_per_update"], 1e-9)
+    print("\n" + verdict(copy_error, *errors, ratio))
     png = out / "spelling_demo.png"
     title = f"spelling (p={args.p}, T={args.max_len}): validation edit error, greedy"
-    written = plot([mle, searnn], png, title, 100 * stats.changed_rate["valid"])
+    written = plot([pre, mle, searnn], [0, pre.updates, pre.updates], png, title,
+                   100 * stats.changed_rate["valid"])
     print(f"\n{'plot: ' + str(png) + '   ' if written else ''}work files: {work}   "
           f"total wall time: {time.perf_counter() - t0:.0f} s")
     return results

@@ -114,6 +114,25 @@ def test_collect_costs_equals_brute_force(models, arch, rollin, rollout, referen
 
 
 @pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_decoded_tokens_count_what_the_model_generated(models, arch):
+    """``stats["decoded_tokens"]``: over the learned roll-outs (candidate EOS ends at once),
+    the tokens generated after the candidate plus one end-of-sentence step each."""
+    task, model, sample = models[arch]
+    pad, eos = task.target_dictionary.pad(), task.target_dictionary.eos()
+    cfg = SearchConfig(cost="edit", rollin="reference", rollout="learned", max_len_b=9)
+    res, _ = check_against_brute_force(task, model, sample, cfg)
+    entries, hyps = res.hypotheses
+    want = 0
+    for (b, t, k), hyp in zip(entries.tolist(), hyps):
+        if int(res.candidates[b, t, k]) != eos:
+            want += len(bf.strip(hyp, pad)) - t  # candidate + continuation - candidate + EOS
+    assert res.stats["decoded_tokens"] == want > 0
+    reference = dataclasses.replace(cfg, rollout="reference")
+    assert Search(reference, task.target_dictionary).collect(model, sample, 3).stats[
+        "decoded_tokens"] == 0
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
 def test_greedy_rollin_reads_its_own_token_off_the_rollin(models, arch):
     """After a learned roll-in, the learned roll-out of the roll-in's own token is the roll-in:
     it is never decoded (top-k always holds it), and the result still equals brute force.

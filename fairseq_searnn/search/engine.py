@@ -253,7 +253,8 @@ class Search:
             out.hypotheses, batch.ref[entries.b], self.pad).float()
         clock.lap("costs")
         stats = {"rollouts": float(entries.b.numel()), "learned_rollouts": float(out.learned),
-                 "reused_rollouts": float(out.reused), "search_time": clock.total,
+                 "reused_rollouts": float(out.reused), "decoded_tokens": float(out.decoded),
+                 "search_time": clock.total,
                  **clock.laps}
         kept = None
         if keep_hypotheses:

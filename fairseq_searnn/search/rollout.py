@@ -63,13 +63,15 @@ class Entries(NamedTuple):
 
 
 class Rollouts(NamedTuple):
-    """``hypotheses: [N, L]`` finished content tokens (pad after) of every entry, and how many
-    the model finished (``learned``) and how many of those were read off the roll-in
-    (``reused``)."""
+    """``hypotheses: [N, L]`` finished content tokens (pad after) of every entry, how many
+    the model finished (``learned``), how many of those were read off the roll-in
+    (``reused``), and the tokens the model decoded for the others (``decoded``: generated
+    tokens plus one end-of-sentence step per roll-out)."""
 
     hypotheses: Tensor
     learned: int
     reused: int
+    decoded: int = 0
 
 
 def learned_entries(policy: RolloutPolicy, keys: Tensor, entries: Entries) -> Tensor:
@@ -109,11 +111,13 @@ def roll_out(batch: RolledIn, entries: Entries, policy: RolloutPolicy) -> Rollou
     # after a greedy roll-in, the roll-out of the roll-in's own token is the roll-in
     reused = learned & token.eq(rollin[b, t]) if batch.greedy else torch.zeros_like(learned)
     n_learned, n_reused = int(learned.sum()), int(reused.sum())
+    decoded = 0
     if n_learned > n_reused:
         gen, unfinished = learned_rollouts(
             decoder=batch.decoder, rollin=rollin, b=b, t=t, prefix_a=prefix_a,
             learned=learned & ~reused, max_len=batch.max_len, batch_size=policy.batch_size,
             max_steps=steps, rollin_states=batch.rollin_states)
+        decoded = int(gen.ne(pad).sum()) + n_learned - n_reused
     if n_reused > 0:
         idx = reused.nonzero().squeeze(1)
         cont, done = greedy_continuations(rollin=rollin[b[idx]], t=t[idx],
@@ -128,7 +132,7 @@ def roll_out(batch: RolledIn, entries: Entries, policy: RolloutPolicy) -> Rollou
     # policy's continuation
     hyp = complete(hyp, batch.ref, b=b, use_ref=(~learned | unfinished) & token.ne(eos),
                    pad=pad, policy=policy.reference, sel_cost=policy.selection_cost)
-    return Rollouts(hyp, n_learned, n_reused)
+    return Rollouts(hyp, n_learned, n_reused, decoded)
 
 
 @torch.no_grad()
