@@ -40,8 +40,8 @@ import torch
 
 from fairseq_searnn.recipes import train_config
 
-NMT_SEARNN = ["--criterion", "searnn_skl", "--searnn-cost", "bleu", "--rollin", "reference",
-              "--rollout", "mixed", "--searnn-alpha", "200",
+NMT_SEARNN = ["--criterion", "searnn_skl", "--searnn-cost", "bleu-smooth-all",
+              "--rollin", "reference", "--rollout", "mixed", "--searnn-alpha", "200",
               "--searnn-token-sampling", "topk-neighbors", "--searnn-reference", "best-suffix",
               "--searnn-reference-cost", "bleu1", "--rollout-max-len-a", "1.5",
               "--rollout-max-len-b", "10", "--searnn-mle-weight", "0.3",

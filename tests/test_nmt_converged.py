@@ -56,6 +56,7 @@ def test_converged_protocol_end_to_end(tmp_path, shared_data):
     assert "'label_smoothing': 0.1" in _config(control, "criterion")
     crit = _config(searnn, "criterion")
     for option in ("'_name': 'searnn_skl'", "'rollin': reference", "'rollout': mixed",
+                   "'searnn_cost': bleu-smooth-all",
                    "'searnn_mle_weight': 0.3", "'searnn_mle_label_smoothing': 0.1",
                    "'searnn_cells': 6", "'searnn_token_sampling': topk-neighbors",
                    "'searnn_reference': best-suffix"):

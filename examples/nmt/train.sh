@@ -42,8 +42,10 @@ esac
 
 # SeaRNN, paper's NMT settings (Section 6, Appendix C.2): reference roll-in, mixed roll-out,
 # sKL with alpha 200, top-k 15 tokens + the reference tokens within +-5 positions, sentence
-# BLEU cost, best-suffix reference policy selected by BLEU-1.
-SEARNN=(--criterion searnn_skl --searnn-cost bleu --rollin reference --rollout mixed
+# BLEU cost with the authors' smoothing (COST=bleu: sacreBLEU's BLEU+1), best-suffix reference
+# policy selected by BLEU-1.
+SEARNN=(--criterion searnn_skl --searnn-cost "${COST:-bleu-smooth-all}" --rollin reference
+        --rollout mixed
         --searnn-alpha 200 --searnn-token-sampling topk-neighbors
         --searnn-reference best-suffix --searnn-reference-cost bleu1
         --rollout-max-len-a 1.5 --rollout-max-len-b 10)
