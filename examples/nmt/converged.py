@@ -51,24 +51,26 @@ ARCHS = {"lstm": {"ARCH": "lstm"}, "transformer": {"ARCH": "transformer", "WARMU
 # settings of every run (baseline and fine-tunes): train.sh environment
 COMMON_ENV = {"DROPOUT": "0.3", "LABEL_SMOOTHING": "0.1", "MAX_UPDATE": "10000000"}
 CLIP = ["--clip-norm", "5"]  # the authors' gradient-norm clipping
-# fine-tunes: train.sh environment, extra fairseq-train options, validation interval (updates,
-# ~5 minutes of each method's measured step on one thread)
+# fine-tunes: train.sh environment, extra fairseq-train options, validation interval (updates:
+# ~5 minutes of each method's step on one thread beside another run, measured on the converged
+# LSTM by benchmarks/bench_nmt_converged.py: control 0.41 s, searnn 1.95 s; DSS / SS ~0.6 s)
 SEARNN = {"METHOD": "searnn", "CELLS": "6", "TOKENS": "5", "NEIGHBORS": "2",
           "MLE_WEIGHT": "0.3"}
-DECAY_K = "150"  # gold-token probability k / (k + exp(i / k)): 0.5 at i = 750 updates
+DECAY_K = "400"  # gold-token probability k / (k + exp(i / k)): 0.5 at i = 2,400 updates,
+# about half of a 45-minute DSS / SS fine-tune; 0.005 at 4,500
 METHODS = {
     # continued label-smoothed cross-entropy at the fine-tune step
-    "control": ({"METHOD": "mle"}, [], 250),
+    "control": ({"METHOD": "mle"}, [], 700),
     # sKL (reference roll-in, mixed roll-out drawn per sentence, sentence-BLEU cost with the
     # authors' smoothing, best-suffix reference chosen by BLEU-1, alpha 200), top-5 tokens +
     # the reference tokens within 2 positions, 6 cells a sentence (+ the EOS cell and the one
     # before), mixed with 0.3 x label-smoothed token cross-entropy
-    "searnn": (SEARNN, [], 50),
+    "searnn": (SEARNN, [], 150),
     # differentiable scheduled sampling: soft argmax feed, alpha 1 growing x1.005 per update
     "dss": ({"METHOD": "dss", "FEED": "soft-greedy", "SS_ALPHA": "1", "DECAY_K": DECAY_K},
-            ["--ss-alpha-growth", "1.005"], 150),
+            ["--ss-alpha-growth", "1.005"], 500),
     # hard scheduled sampling: the previous argmax is fed
-    "ss": ({"METHOD": "ss", "DECAY_K": DECAY_K}, [], 150),
+    "ss": ({"METHOD": "ss", "DECAY_K": DECAY_K}, [], 500),
 }
 DECODES = (1, 5)  # beams scored on the report half
 GEN = ["--max-len-a", "1.2", "--max-len-b", "10"]
