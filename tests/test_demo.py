@@ -17,8 +17,9 @@ def test_demo_quick_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(results) == {"copy", "MLE pre-trained", "MLE fine-tuned", "SeaRNN fine-tuned"}
     assert results["MLE pre-trained"]["updates"] == 40
-    # both fine-tunes: the same number of updates, from the pre-trained weights
-    assert results["MLE fine-tuned"]["updates"] == results["SeaRNN fine-tuned"]["updates"] == 4
+    # the fine-tunes' budgets (--quick: 8 MLE, 4 SeaRNN updates), from the pre-trained weights
+    assert results["MLE fine-tuned"]["updates"] == 8
+    assert results["SeaRNN fine-tuned"]["updates"] == 4
     for name, r in results.items():
         assert 0.0 <= r["test_edit_error"] < 1000.0
         assert name == "copy" or r["ms_per_update"] > 0
@@ -31,7 +32,7 @@ def test_demo_quick_run(tmp_path, capsys):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[0] == name
         assert float(cells[2]) == pytest.approx(results[name]["test_edit_error"], abs=0.006)
-    assert "40 + 4" in table[3] and "40 + 4" in table[4]
+    assert "40 + 8" in table[3] and "40 + 4" in table[4]
     png = tmp_path / "spelling_demo.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in out
     assert "verdict: " in out and "standard-library documentation" in out
@@ -62,17 +63,21 @@ def test_fine_tunes_start_from_the_pre_trained_weights(tmp_path):
     ((28.0, 30.0, 31.0, 29.0), "no better than copying the input"),
 ])
 def test_verdict_says_which_way_it_went(errors, expect):
-    line = demo.verdict(*errors, ratio=6.0)
-    assert expect in line and "6.0 MLE updates" in line
+    copy, start, mle, searnn = errors
+    line = demo.verdict(copy, start, {"test_edit_error": mle, "updates": 1500, "seconds": 120},
+                        {"test_edit_error": searnn, "updates": 300, "seconds": 110.4})
+    assert expect in line
+    assert "300 SeaRNN updates in 110 s against 1500 MLE updates in 120 s" in line
 
 
 def test_demo_quick_sizes_and_options(tmp_path):
     args = demo.parse(["--quick", "--corpus", "x.txt"])
     assert args.pretrain_updates == 40 and args.copies == 2 and args.corpus == "x.txt"
     defaults = demo.parse([])
-    assert defaults.pretrain_updates > defaults.finetune_updates > 0
-    with pytest.raises(SystemExit):
-        demo.parse(["--finetune-updates", "0"])
+    assert defaults.pretrain_updates > defaults.mle_finetune_updates > defaults.finetune_updates
+    for bad in ("--finetune-updates", "--mle-finetune-updates", "--pretrain-updates"):
+        with pytest.raises(SystemExit):
+            demo.parse([bad, "0"])
 
 
 def test_console_script_is_declared_and_installed():
