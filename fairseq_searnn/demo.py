@@ -98,6 +98,7 @@ class Run:
             [model], Namespace(beam=1, max_len_a=1.0, max_len_b=5))
         self.train_time = 0.0
         self.curve: Dict[int, float] = {}
+        self.seconds: Dict[int, float] = {}  # training time at each evaluated update
         self.last_loss = math.nan
 
     @property
@@ -144,6 +145,7 @@ class Run:
         return spelling.edit_error(hyps, refs)
 
     def evaluate(self) -> float:
+        self.seconds[self.updates] = self.train_time
         self.curve[self.updates] = err = self.edit_error("valid")
         return err
 
@@ -170,10 +172,9 @@ def train_to(run: Run, points: Sequence[int]) -> None:
         _progress(run, run.evaluate(), time.perf_counter() - start)
 
 
-def plot(runs: Sequence[Run], offsets: Sequence[int], path: Path, title: str,
-         baseline: float) -> bool:
-    """Validation curves, each run's updates shifted by its offset (fine-tunes continue the
-    pre-training's axis), to ``path``; False (and a message) without matplotlib."""
+def plot(pre: Run, tunes: Sequence[Run], path: Path, title: str, baseline: float) -> bool:
+    """Validation curves to ``path``: pre-training against updates (left), the fine-tunes
+    against their training time (right); False (and a message) without matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -183,17 +184,23 @@ def plot(runs: Sequence[Run], offsets: Sequence[int], path: Path, title: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for run, offset, marker in zip(runs, offsets, "o^s"):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    xs = sorted(pre.curve)
+    left.plot(xs, [pre.curve[x] for x in xs], marker="o", color="C0", label=pre.name)
+    left.set_xlabel("updates")
+    # the first, untrained points would flatten the rest
+    left.set_ylim(0, max(2 * baseline, 1.2 * min(pre.curve.values())))
+    for run, marker, color in zip(tunes, "^s", ("C1", "C2")):
         xs = sorted(run.curve)
-        ax.plot([offset + x for x in xs], [run.curve[x] for x in xs], marker=marker,
-                label=run.name)
-    ax.axhline(baseline, ls="--", color="gray", label="copy the input")
-    ax.set_xlabel("updates (fine-tunes continue from the pre-trained model)")
-    ax.set_ylabel("validation edit error (%)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        right.plot([run.seconds[x] for x in xs], [run.curve[x] for x in xs], marker=marker,
+                   color=color, label=f"{run.name} ({run.updates} updates)")
+    right.set_xlabel("fine-tuning time (s)")
+    for ax in (left, right):
+        ax.axhline(baseline, ls="--", color="gray", label="copy the input")
+        ax.set_ylabel("validation edit error (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -351,8 +358,7 @@ def run(argv=None) -> Dict[str, Dict[str, float]]:
                          results["MLE fine-tuned"], results["SeaRNN fine-tuned"]))
     png = out / "spelling_demo.png"
     title = f"spelling (p={args.p}, T={args.max_len}): validation edit error, greedy"
-    written = plot([pre, mle, searnn], [0, pre.updates, pre.updates], png, title,
-                   100 * stats.changed_rate["valid"])
+    written = plot(pre, [mle, searnn], png, title, 100 * stats.changed_rate["valid"])
     print(f"\n{'plot: ' + str(png) + '   ' if written else ''}work files: {work}   "
           f"total wall time: {time.perf_counter() - t0:.0f} s")
     return results
