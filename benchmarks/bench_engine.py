@@ -137,7 +137,8 @@ def step_time(task, model, crit, sample, repeats):
     best, breakdown = times[i], {}
     if stats:
         phases = stats["all"][i + 1]
-        breakdown = {k: v for k, v in phases.items() if k.startswith("time_")}
+        breakdown = {k: v for k, v in phases.items()
+                     if k.startswith("time_") or k == "decoded_tokens"}
         breakdown["time_loss_backward"] = max(best - phases["search_time"], 0.0)
         breakdown["costs_share"] = phases["time_costs"] / best
     return best, breakdown

@@ -112,9 +112,6 @@ def run(args) -> dict:
             rows.append({"step_s": best, **breakdown})
         mean = {k: sum(r.get(k, 0.0) for r in rows) / len(rows) for k in rows[0]}
         out["settings"][name] = {"options": " ".join(options), **mean}
-        if name != "control":
-            decoded = _decoded_tokens(task, model, crit, samples, init)
-            out["settings"][name]["decoded_tokens"] = decoded
         print(f"{name}: {mean['step_s']:.3f} s / step", flush=True)
     control = out["settings"]["control"]["step_s"]
     for row in out["settings"].values():
@@ -125,16 +122,6 @@ def run(args) -> dict:
                 row[f"floor_s_gen{size}"] = floor
                 row[f"vs_floor_gen{size}"] = row["step_s"] / floor
     return out
-
-
-def _decoded_tokens(task, model, crit, samples, init) -> float:
-    """Mean roll-out tokens the model decoded per step (the search of each sample once)."""
-    model.load_state_dict(init)
-    total = 0.0
-    for sample in samples:
-        res = crit.collect_costs(model, sample)
-        total += res.stats["decoded_tokens"]
-    return total / len(samples)
 
 
 def table(res: dict) -> str:

@@ -291,8 +291,8 @@ def verdict(copy: float, start: float, mle: Dict[str, float], searnn: Dict[str, 
 
 def run(argv=None) -> Dict[str, Dict[str, float]]:
     """The demo; returns ``{run: {test_edit_error, ms_per_update, updates, seconds}}`` for the
-    runs
-    ``MLE pre-trained``, ``MLE``, ``SeaRNN`` and ``copy`` (its error only)."""
+    runs ``MLE pre-trained``, ``MLE fine-tuned``, ``SeaRNN fine-tuned``, and ``copy`` (its
+    error only)."""
     args = parse(argv)
     import copy as copy_module
 

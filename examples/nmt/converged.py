@@ -22,9 +22,10 @@ scored with greedy and beam-5 sacreBLEU on the other half.
    ``--lr`` with the baseline's batches, dropout and label smoothing; each validates on
    ``select`` about every 5 minutes (an interval in updates per method, from its measured
    step time) and keeps its best checkpoint.
-4. ``evaluate.py`` scores the baseline's and every fine-tune's best checkpoint on ``report``
-   (greedy and beam 5); SeaRNN runs also get ``fairseq-searnn-diagnose``'s target report on
-   ``select`` at their start and at their best checkpoint.
+4. ``evaluate.py``'s scoring (``nmt_eval.score_checkpoint``) of the baseline's and every
+   fine-tune's best checkpoint on ``report`` (greedy and beam 5); SeaRNN runs also get
+   ``fairseq-searnn-diagnose``'s target report on ``select`` at their start and at their best
+   checkpoint.
 
 Writes ``OUT/ARCH/summary.md``, ``summary.json``, ``curves-updates.png`` and ``curves.png``
 (``select`` BLEU against updates and against training wall time). One torch thread per run,
@@ -34,14 +35,13 @@ after ``--`` go to every fairseq-train run (e.g. a smaller model for a trial).
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
-import re
 from pathlib import Path
 
 from fairseq_searnn import recipes
+from fairseq_searnn.data import nmt_eval
 from fairseq_searnn.data.nmt_prepare import split_valid_halves
 from fairseq_searnn.recipes import replication
 
@@ -73,7 +73,7 @@ METHODS = {
     "ss": ({"METHOD": "ss", "DECAY_K": DECAY_K}, [], 500),
 }
 DECODES = (1, 5)  # beams scored on the report half
-GEN = ["--max-len-a", "1.2", "--max-len-b", "10"]
+GEN = {"max_len_a": 1.2, "max_len_b": 10}  # decoding bound of every score and diagnosis
 
 
 def _env(args, save, seed, **extra):
@@ -118,22 +118,11 @@ def finetune(args, init, method, seed):
     return out
 
 
-def _evaluate_script():
-    """``evaluate.py`` beside this script, as a module (scored in this process)."""
-    spec = importlib.util.spec_from_file_location("nmt_evaluate", HERE / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def evaluate(args, checkpoint, into):
     """Report-half sacreBLEU of ``checkpoint`` for each beam of DECODES (cached in ``into``)."""
     def compute():
-        script = _evaluate_script()
-        with contextlib.redirect_stdout(io.StringIO()):
-            return {f"beam{beam}": script.main(
-                ["--prep", str(args.prep), "--checkpoint", str(checkpoint), "--split", REPORT,
-                 "--beam", str(beam), *GEN]) for beam in DECODES}
+        return {f"beam{beam}": nmt_eval.score_checkpoint(
+            args.prep, checkpoint, REPORT, beam=beam, **GEN)[0] for beam in DECODES}
     return replication.cached(into, compute)
 
 
@@ -145,7 +134,8 @@ def diagnose(args, checkpoint, criterion_from, out):
     if not (out / "diagnose.json").exists():
         with contextlib.redirect_stdout(io.StringIO()):
             cli.run([str(args.prep / "bin"), "--path", str(checkpoint), "--gen-subset", SELECT,
-                     "--beam", "0", "--cost", "bleu", *GEN, "--post-process", "sentencepiece",
+                     "--beam", "0", "--cost", "bleu", "--max-len-a", str(GEN["max_len_a"]),
+                     "--max-len-b", str(GEN["max_len_b"]), "--post-process", "sentencepiece",
                      "--criterion-from", str(criterion_from), "--target-sentences", "0",
                      "--out", str(out), "--cpu", "--no-progress-bar"])
     return json.loads((out / "diagnose.json").read_text())["checkpoints"][0]["targets"]
@@ -154,9 +144,8 @@ def diagnose(args, checkpoint, criterion_from, out):
 def read_run(text):
     """Updates, training seconds (the sum of fairseq's end-of-epoch ``train_wall``), stop
     reason and the ``select`` curve of a fairseq-train log."""
-    walls = re.findall(r"\| INFO \| train \| epoch \d+ \|.*?\| train_wall ([\d.]+) ", text)
     return {"updates": replication.train_updates(text),
-            "train_wall_s": sum(map(float, walls)),
+            "train_wall_s": replication.train_seconds(text),
             "stop": replication.stop_reason(text),
             "select_curve": replication.valid_curve(text, "searnn_bleu", SELECT)}
 

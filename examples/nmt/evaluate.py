@@ -17,26 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from fairseq_searnn import recipes
-from fairseq_searnn.cli import user_dir
 from fairseq_searnn.data import nmt_eval
 from fairseq_searnn.data.nmt_prepare import add_split, read_lines, scratch_copy, write_lines
-
-
-def generate(prep, checkpoint, split, beam, results_dir, batch_size=64, lenpen=1.0,
-             max_len_a=0.0, max_len_b=200, temperature=1.0):
-    """Subword-level hypotheses of ``split`` in sentence order (fairseq-generate, in-process).
-    ``--required-batch-size-multiple 1``: with fairseq's default (8), batch_by_size drops the
-    last sentences of a split whose size is not a multiple of 8 (fairseq issue #5036)."""
-    info = nmt_eval.prep_info(prep)
-    argv = [str(Path(prep) / "bin"), "--user-dir", user_dir(), "--path", str(checkpoint),
-            "--task", "translation", "--source-lang", info["src"],
-            "--target-lang", info["tgt"], "--gen-subset", split, "--beam", str(beam),
-            "--lenpen", str(lenpen), "--temperature", str(temperature),
-            "--max-len-a", str(max_len_a),
-            "--max-len-b", str(max_len_b), "--batch-size", str(batch_size),
-            "--required-batch-size-multiple", "1", "--cpu", "--results-path", str(results_dir)]
-    return recipes.generate_hypotheses(recipes.generate_in_process(argv))
 
 
 def main(argv=None):
@@ -68,16 +50,13 @@ def main(argv=None):
                 p.error(f"--src-file has {len(src)} lines, --ref-file {len(ref)}: "
                         "one sentence per line, the same number, at least one")
             add_split(prep, split, src, ref)
-        pieces = generate(prep, args.checkpoint, split, args.beam, Path(tmp) / "gen",
-                          args.batch_size, args.lenpen, args.max_len_a, args.max_len_b,
-                          args.temperature)
-        score, hyps = nmt_eval.bleu(prep, pieces, split)
-        result = {"split": args.src_file or split, "beam": args.beam,
-                  "temperature": args.temperature, "sentences": len(hyps),
-                  "sacrebleu": round(score.score, 2), "detail": str(score)}
-        if nmt_eval.prep_info(prep).get("moses") and not args.src_file:
-            result["tokenized_bleu"] = round(
-                nmt_eval.tokenized_bleu(prep, pieces, split).score, 2)
+        result, hyps = nmt_eval.score_checkpoint(
+            prep, args.checkpoint, split, beam=args.beam, lenpen=args.lenpen,
+            temperature=args.temperature, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+            batch_size=args.batch_size)
+        if args.src_file:  # no tokenised references of one's own text
+            result = dict(result, split=args.src_file)
+            result.pop("tokenized_bleu", None)
     if args.out:
         write_lines(args.out, hyps)
     print(json.dumps(result))

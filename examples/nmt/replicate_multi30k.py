@@ -23,7 +23,6 @@ One torch thread per run, ``--jobs`` runs at a time. Writes ``OUT/summary.md``,
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -124,9 +123,7 @@ def summarise(args, runs):
         updates = replication.train_updates(text)
         offset = 0 if name == "mle-pretrain" else pre_updates
         bleu = evaluate(args, run)
-        # fairseq's end-of-epoch "train" lines hold each epoch's training time
-        wall = sum(float(w) for w in re.findall(
-            r"\| INFO \| train \| epoch \d+ \|.*?\| train_wall ([\d.]+) ", text))
+        wall = replication.train_seconds(text)
         summary[name] = {"updates": updates, "train_wall_s": wall, "valid_curve_256": curve,
                          **bleu}
         g, b, bt = (bleu[k]["bleu"] for k in ("beam1_T1", "beam5_T1", "beam5_T0.5"))

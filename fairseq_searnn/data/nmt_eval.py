@@ -3,17 +3,14 @@ subword units removed, Moses detokenisation where the pipeline tokenised, then s
 against the raw references in ``ref/`` (:func:`bleu`) or, for IWSLT14, against the tokenised
 ones (:func:`tokenized_bleu`, what fairseq-generate reports with ``--remove-bpe``)."""
 
-import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
-from fairseq_searnn.data.nmt_prepare import moses_detokenize, read_lines
+from fairseq_searnn.data.nmt_prepare import moses_detokenize, prep_info, read_lines
 from fairseq_searnn.data.subword import remove_subwords
 
-
-def prep_info(prep_dir) -> Dict:
-    """``prep.json`` of a prepared directory: languages, subword model, Moses / lowercasing."""
-    return json.loads((Path(prep_dir) / "prep.json").read_text())
+__all__ = ["bleu", "postprocess", "prep_info", "score_checkpoint", "tokenized_bleu",
+           "translate"]
 
 
 def postprocess(prep_dir, lines: Iterable[str], lang: str) -> List[str]:
@@ -51,3 +48,42 @@ def tokenized_bleu(prep_dir, hyps_subword: Sequence[str], split: str):
     refs = read_lines(Path(prep_dir) / "tok" / f"{split}.{info['tgt']}")
     return sacrebleu.corpus_bleu(remove_subwords(prep_dir, hyps_subword), [refs],
                                  tokenize="none")
+
+
+def translate(prep_dir, checkpoint, split: str, results_dir, beam: int = 1,
+              lenpen: float = 1.0, temperature: float = 1.0, max_len_a: float = 0.0,
+              max_len_b: int = 200, batch_size: int = 64) -> List[str]:
+    """Subword-level hypotheses of ``split`` in sentence order (fairseq-generate, in this
+    process, output under ``results_dir``). ``--required-batch-size-multiple 1``: with
+    fairseq's default (8), batch_by_size drops the last sentences of a split whose size is
+    not a multiple of 8 (fairseq issue #5036)."""
+    from fairseq_searnn import recipes
+    from fairseq_searnn.cli import user_dir
+
+    info = prep_info(prep_dir)
+    argv = [str(Path(prep_dir) / "bin"), "--user-dir", user_dir(), "--path", str(checkpoint),
+            "--task", "translation", "--source-lang", info["src"],
+            "--target-lang", info["tgt"], "--gen-subset", split, "--beam", str(beam),
+            "--lenpen", str(lenpen), "--temperature", str(temperature),
+            "--max-len-a", str(max_len_a), "--max-len-b", str(max_len_b),
+            "--batch-size", str(batch_size), "--required-batch-size-multiple", "1", "--cpu",
+            "--results-path", str(results_dir)]
+    return recipes.generate_hypotheses(recipes.generate_in_process(argv))
+
+
+def score_checkpoint(prep_dir, checkpoint, split: str, **generate):
+    """``(result, hypotheses)``: sacreBLEU of ``checkpoint`` on ``split`` (:func:`translate`
+    with the ``generate`` options, then :func:`bleu`) — ``result`` holds the split, beam,
+    temperature, sentence count, ``sacrebleu`` and its detail, plus ``tokenized_bleu`` for a
+    Moses-tokenised pipeline; ``hypotheses`` are detokenised."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pieces = translate(prep_dir, checkpoint, split, tmp, **generate)
+    score, hyps = bleu(prep_dir, pieces, split)
+    result = {"split": split, "beam": generate.get("beam", 1),
+              "temperature": generate.get("temperature", 1.0), "sentences": len(hyps),
+              "sacrebleu": round(score.score, 2), "detail": str(score)}
+    if prep_info(prep_dir).get("moses"):
+        result["tokenized_bleu"] = round(tokenized_bleu(prep_dir, pieces, split).score, 2)
+    return result, hyps

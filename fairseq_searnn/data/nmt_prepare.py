@@ -37,6 +37,16 @@ IWSLT14_TEST_SETS = ("IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED
 SPLITS = ("train", "valid", "test")
 
 
+def prep_info(prep_dir) -> Dict:
+    """``prep.json`` of a prepared directory: languages, subword model, Moses / lowercasing,
+    splits."""
+    return json.loads((Path(prep_dir) / "prep.json").read_text())
+
+
+def _write_info(prep_dir, info: Dict) -> None:
+    (Path(prep_dir) / "prep.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
 def read_lines(path, limit: int = 0) -> List[str]:
     """Lines of a UTF-8 file without their newline (the first ``limit`` if > 0)."""
     out = []
@@ -170,18 +180,22 @@ def iwslt14_layout_from_tokenised(tok_dir, dest, n_train: int, n_test: int = 20,
 
 
 def binarize(text_dir, dest_dir, src: str, tgt: str, splits: Sequence[str] = SPLITS,
-             workers: int = 1) -> Path:
-    """fairseq's preprocessing of ``text_dir/{split}.{src,tgt}`` with a joined dictionary."""
+             workers: int = 1, dictionary=None, stems: Optional[Dict[str, str]] = None) -> Path:
+    """fairseq's preprocessing of ``text_dir/{stem}.{src,tgt}`` (``stem``: ``stems[split]``,
+    default the split's name) for ``splits`` among train / valid / test, with a joined
+    dictionary: built from the training split, or the existing ``dictionary`` file."""
     from fairseq import options
     from fairseq_cli import preprocess
 
     logging.getLogger("fairseq_cli.preprocess").setLevel(logging.WARNING)
     argv = ["--source-lang", src, "--target-lang", tgt, "--destdir", str(dest_dir),
-            "--joined-dictionary", "--workers", str(workers)]
+            "--workers", str(workers)]
+    argv += (["--srcdict", str(dictionary), "--tgtdict", str(dictionary)] if dictionary
+             else ["--joined-dictionary"])
     for split, flag in (("train", "--trainpref"), ("valid", "--validpref"),
                         ("test", "--testpref")):
         if split in splits:
-            argv += [flag, str(Path(text_dir) / split)]
+            argv += [flag, str(Path(text_dir) / (stems or {}).get(split, split))]
     args = options.get_preprocessing_parser().parse_args(argv)
     with contextlib.redirect_stdout(io.StringIO()):
         preprocess.main(args)
@@ -221,7 +235,7 @@ def _encode_all(out: Path, texts: Dict[str, Dict[str, List[str]]], bpe: str, voc
 def _finish(out: Path, info: Dict, src: str, tgt: str, splits: Sequence[str]) -> Path:
     binarize(out / "bpe", out / "bin", src, tgt, splits)
     info.update(src=src, tgt=tgt, splits=list(splits))
-    (out / "prep.json").write_text(json.dumps(info, indent=1) + "\n")
+    _write_info(out, info)
     return out
 
 
@@ -229,7 +243,7 @@ def encode_lines(prep_dir, lines: Sequence[str], lang: str) -> List[str]:
     """Raw text -> the subword units a prepared directory's models read: Moses-tokenised and
     lowercased where the pipeline did (IWSLT14), then its sentencepiece model or BPE codes."""
     prep_dir = Path(prep_dir)
-    info = json.loads((prep_dir / "prep.json").read_text())
+    info = prep_info(prep_dir)
     lines = list(lines)
     if info.get("moses"):
         lines = [" ".join(x.split()) for x in moses_tokenize(lines, lang)]
@@ -248,11 +262,8 @@ def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequenc
     ``--valid-subset`` name ``split``)."""
     import tempfile
 
-    from fairseq import options
-    from fairseq_cli import preprocess
-
     prep_dir = Path(prep_dir)
-    info = json.loads((prep_dir / "prep.json").read_text())
+    info = prep_info(prep_dir)
     src, tgt = info["src"], info["tgt"]
     if len(src_lines) != len(tgt_lines):
         raise ValueError(f"{len(src_lines)} source lines for {len(tgt_lines)} target lines")
@@ -261,20 +272,14 @@ def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequenc
     for lang, lines in ((src, src_lines), (tgt, tgt_lines)):
         write_lines(prep_dir / "ref" / f"{split}.{lang}", lines)
         write_lines(prep_dir / "bpe" / f"{split}.{lang}", encode_lines(prep_dir, lines, lang))
-    logging.getLogger("fairseq_cli.preprocess").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = ["--source-lang", src, "--target-lang", tgt, "--destdir", tmp,
-                "--testpref", str(prep_dir / "bpe" / split), "--workers", "1",
-                "--srcdict", str(prep_dir / "bin" / f"dict.{src}.txt"),
-                "--tgtdict", str(prep_dir / "bin" / f"dict.{tgt}.txt")]
-        with contextlib.redirect_stdout(io.StringIO()):
-            preprocess.main(options.get_preprocessing_parser().parse_args(argv))
+    with tempfile.TemporaryDirectory() as tmp:  # fairseq names it "test"; renamed after
+        binarize(prep_dir / "bpe", tmp, src, tgt, splits=("test",),
+                 dictionary=prep_dir / "bin" / f"dict.{src}.txt", stems={"test": split})
         for lang in (src, tgt):
             for ext in ("bin", "idx"):
                 shutil.move(Path(tmp) / f"test.{src}-{tgt}.{lang}.{ext}",
                             prep_dir / "bin" / f"{split}.{src}-{tgt}.{lang}.{ext}")
-    info["splits"] = sorted(set(info.get("splits", [])) | {split})
-    (prep_dir / "prep.json").write_text(json.dumps(info, indent=1) + "\n")
+    _write_info(prep_dir, dict(info, splits=sorted(set(info.get("splits", [])) | {split})))
     return prep_dir
 
 
@@ -282,13 +287,13 @@ def scratch_copy(prep_dir, dest) -> Path:
     """A prepared directory without data splits at ``dest``: ``prep.json``, the subword model
     and the dictionaries, for :func:`add_split` on text of one's own."""
     prep_dir, dest = Path(prep_dir), Path(dest)
-    info = json.loads((prep_dir / "prep.json").read_text())
+    info = prep_info(prep_dir)
     (dest / "bin").mkdir(parents=True, exist_ok=True)
     for lang in (info["src"], info["tgt"]):
         shutil.copy(prep_dir / "bin" / f"dict.{lang}.txt", dest / "bin")
     model = info.get("spm_model") or info["codes"]
     shutil.copy(prep_dir / model, dest / model)
-    (dest / "prep.json").write_text(json.dumps(dict(info, splits=[]), indent=1) + "\n")
+    _write_info(dest, dict(info, splits=[]))
     return dest
 
 
@@ -297,7 +302,7 @@ def split_valid_halves(prep_dir, names: Sequence[str] = ("select", "report")) ->
     5, ... in ``names[0]`` (checkpoint selection, early stopping), pairs 2, 4, ... in
     ``names[1]`` (where results are reported). Kept when both exist."""
     prep_dir = Path(prep_dir)
-    info = json.loads((prep_dir / "prep.json").read_text())
+    info = prep_info(prep_dir)
     if all(n in info.get("splits", []) for n in names):
         return prep_dir
     src, tgt = (read_lines(prep_dir / "ref" / f"valid.{lang}")

@@ -28,6 +28,14 @@ def train_updates(log_text):
     return int(found[-1]) if found else 0
 
 
+def train_seconds(log_text):
+    """Training time of a fairseq-train log: the sum of the ``train_wall`` of its end-of-epoch
+    ``train`` lines (fairseq resets that meter every epoch; a stopped run logs its last,
+    partial epoch too)."""
+    return sum(float(w) for w in re.findall(
+        r"\| INFO \| train \| epoch \d+ \|.*?\| train_wall ([\d.]+) ", log_text))
+
+
 def stop_reason(log_text):
     """Why a fairseq-train run ended: ``patience`` (validation stopped improving), ``cap``
     (``--stop-time-hours``), ``max-update`` / ``max-epoch``, or ``unknown``."""
