@@ -76,3 +76,14 @@ def test_converged_protocol_end_to_end(tmp_path, shared_data):
     stamp = (arch / "control-seed1" / "train.log").stat().st_mtime
     driver.main(argv)  # finished runs are kept
     assert (arch / "control-seed1" / "train.log").stat().st_mtime == stamp
+
+    # --report-only tabulates every finished run (methods and seeds of other invocations) and
+    # trains nothing
+    (arch / "summary.json").unlink()
+    again = driver.main([*argv[:argv.index("--methods")], "--methods", "dss", "--report-only"])
+    assert list(again["runs"]) == ["control", "searnn"]
+    assert not (arch / "dss-seed1").exists()
+    assert json.loads((arch / "summary.json").read_text())["runs"].keys() == {"control",
+                                                                             "searnn"}
+    with pytest.raises(SystemExit, match="--report-only: no finished baseline"):
+        driver.main(["--prep", str(prep), "--out", str(tmp_path / "empty"), "--report-only"])

@@ -6,7 +6,7 @@ scored with greedy and beam-5 sacreBLEU on the other half.
 
     python examples/nmt/converged.py --prep data/multi30k --out runs/multi30k-converged \\
         --arch lstm [--start CHECKPOINT] [--methods control searnn dss ss] [--seeds 1 2 3] \\
-        [--minutes 45] [--jobs 2] [--baseline-only]
+        [--minutes 45] [--jobs 2] [--baseline-only | --report-only]
 
 1. The validation split is cut into two fixed halves (pairs 1, 3, 5, ... ``select``; pairs
    2, 4, ... ``report``): ``select`` stops training and picks checkpoints, ``report`` is
@@ -26,6 +26,9 @@ scored with greedy and beam-5 sacreBLEU on the other half.
    fine-tune's best checkpoint on ``report`` (greedy and beam 5); SeaRNN runs also get
    ``fairseq-searnn-diagnose``'s target report on ``select`` at their start and at their best
    checkpoint.
+
+``--report-only`` trains nothing: it scores and tabulates every finished fine-tune under
+``OUT/ARCH`` (whatever its method and seed), so runs made by several invocations share one table.
 
 Writes ``OUT/ARCH/summary.md``, ``summary.json``, ``curves-updates.png`` and ``curves.png``
 (``select`` BLEU against updates and against training wall time). One torch thread per run,
@@ -141,6 +144,18 @@ def diagnose(args, checkpoint, criterion_from, out):
     return json.loads((out / "diagnose.json").read_text())["checkpoints"][0]["targets"]
 
 
+def finished_runs(arch_dir):
+    """``{(method, seed): directory}`` of every finished fine-tune under ``arch_dir``, in the
+    order of METHODS, then seed."""
+    found = {}
+    for run in arch_dir.glob("*-seed*"):
+        method, _, seed = run.name.rpartition("-seed")
+        if method in METHODS and seed.isdigit() and _done(run / "train.log"):
+            found[(method, int(seed))] = run
+    order = list(METHODS)
+    return dict(sorted(found.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])))
+
+
 def read_run(text):
     """Updates, training seconds (the sum of fairseq's end-of-epoch ``train_wall``), stop
     reason and the ``select`` curve of a fairseq-train log."""
@@ -231,7 +246,10 @@ def parse(argv=None):
     p.add_argument("--patience", type=int, default=4,
                    help="baseline: validations (epochs) without a better select BLEU")
     p.add_argument("--seed", type=int, default=1, help="baseline seed")
-    p.add_argument("--baseline-only", action="store_true", help="stop after the baseline")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--baseline-only", action="store_true", help="stop after the baseline")
+    mode.add_argument("--report-only", action="store_true",
+                      help="train nothing: tabulate every finished fine-tune under OUT/ARCH")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", type=int, nargs="+", default=[1], help="fine-tune seeds")
     p.add_argument("--minutes", type=float, default=45.0, help="wall time per fine-tune")
@@ -253,12 +271,18 @@ def main(argv=None):
 
     torch.set_num_threads(1)  # the scoring and diagnoses in this process
     split_valid_halves(args.prep, (SELECT, REPORT))
+    if args.report_only and not args.start and not _done(
+            args.out / args.arch / "baseline" / "train.log"):
+        raise SystemExit(f"--report-only: no finished baseline under {args.out / args.arch} "
+                         "(train it, or give --start)")
     start = baseline(args)
     if args.baseline_only:
         return {"start_bleu": evaluate(args, start, args.out / args.arch / "start-bleu.json")}
     init = args.out / args.arch / "start-weights.pt"
     if not init.exists():
         replication.weights_only(start, init)
+    if args.report_only:
+        return summarise(args, start, finished_runs(args.out / args.arch))
     jobs = [(m, s) for m in args.methods for s in args.seeds]
     dirs = replication.run_all(lambda m, s: finetune(args, init, m, s), jobs, args.jobs)
     return summarise(args, start, dict(zip(jobs, dirs)))
