@@ -89,9 +89,9 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
     data.mkdir()
     (data / "data-path.txt").write_text(str(data / "bin"))
 
-    def train_argv(spec):
+    def train_argv(spec, alpha=None):
         method, policy_env, name = driver.parse_method(spec)
-        env = driver.train_env(data, method, policy_env, tmp_path / name, 1)
+        env = driver.train_env(data, method, policy_env, tmp_path / name, 1, alpha)
         env["PATH"] = f"{fake}{os.pathsep}{os.environ['PATH']}"
         out = subprocess.run(["bash", str(helpers.REPO / "examples/spelling/train.sh")],
                              env=env, capture_output=True, text=True, check=True).stdout
@@ -101,9 +101,16 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
     assert name == "searnn_kl-reference-learned"
     assert cfg.criterion.rollout_mix_granularity == "sentence"  # the authors' mixing
     assert cfg.optimization.clip_norm == 5 == train_argv("mle")[1].optimization.clip_norm
-    args = argparse.Namespace(validate_every=200, minutes=10)
+    args = argparse.Namespace(validate_every=200, patience_updates=3000, cap_minutes=90)
     assert driver.train_extra(args, "mle") == driver.train_extra(args, "searnn_kl") == (
         driver.train_extra(args, "searnn_sll"))  # one validation schedule for all methods
+    extra = driver.train_extra(args, "mle")
+    assert extra[extra.index("--patience") + 1] == "15"  # 3,000 updates / 200
+    assert extra[extra.index("--validate-interval-updates") + 1] == "200"
+    monkeypatch.setenv("ALPHA", "7")  # a stray export does not reach a run...
+    assert train_argv("searnn_kl")[1].criterion.searnn_alpha is None
+    assert train_argv("searnn_kl", alpha=60.0)[1].criterion.searnn_alpha == 60  # ...--alpha does
+    monkeypatch.delenv("ALPHA")
     assert (cfg.criterion._name, cfg.criterion.rollin, cfg.criterion.rollout) == (
         "searnn_kl", "reference", "learned")
     name, cfg = train_argv("searnn_sll_policy:learned:learned")
@@ -158,6 +165,7 @@ def test_stop_reason_and_the_ocr_protocol():
     args = argparse.Namespace(validate_every=100, patience_updates=3000, cap_minutes=90)
     argv = driver.schedule_args(args)
     assert argv[argv.index("--patience") + 1] == "30"
+    assert "--patience" not in replication.schedule_args(100, 0, 90)  # 0: no patience
     assert argv[argv.index("--validate-interval-updates") + 1] == "100"
     assert float(argv[argv.index("--stop-time-hours") + 1]) == 1.5
     assert replication.stop_reason("x | early stop since valid performance hasn't improved "

@@ -1,5 +1,6 @@
 """Spelling-correction data (fairseq_searnn.data.spelling) and its recipe, end to end."""
 
+import json
 import random
 
 import pytest
@@ -176,3 +177,39 @@ def test_command_line_t30_and_recipe_end_to_end(tmp_path, shared_data, capsys):
                           "--max-len", "30"])
     assert err2 == pytest.approx(spelling.edit_error(hyps2, refs2))
     assert f"{own}: {n} sentences" in capsys.readouterr().out
+
+
+def test_replicate_converged_protocol_end_to_end(tmp_path, shared_data):
+    """examples/spelling/replicate.py at a size of seconds: MLE and sKL under one schedule
+    (validation interval, patience in updates, wall-time cap), each run's stop reason, best
+    validation and test error read back into the table, summary json and both curve plots;
+    finished runs are not run again."""
+    out = tmp_path / "sp"
+    spelling.main(["--text", str(shared_data / "spelling" / "iwslt14_en_valid.txt"),
+                   "--out", str(out), "--p", "0.3", "--max-len", "10", "--copies", "1",
+                   "--valid", "40", "--test", "40", "--max-lines", "300"])
+    driver = helpers.load_example("spelling", "replicate")
+    runs = tmp_path / "runs"
+    argv = ["--data", str(out), "--out", str(runs), "--methods", "mle", "searnn_skl",
+            "--seeds", "1", "--cap-minutes", "0.05", "--patience-updates", "2",
+            "--validate-every", "1", "--alpha", "30", "--jobs", "2"]
+    driver.main(argv)
+    summary = json.loads((runs / "summary.json").read_text())
+    assert list(summary["summary"]) == ["mle", "searnn_skl"]
+    for run in summary["runs"]:
+        log = (runs / f"{run['method']}-seed1" / "train.log").read_text()
+        assert run["stop"] in ("cap", "patience") and run["updates"] >= 1
+        assert "'validate_interval_updates': 1" in log and "'patience': 2" in log
+        assert run["valid_curve"] and run["best_valid_edit"] == min(
+            v for _, v in run["valid_curve"])
+        assert run["test_edit"] >= 0  # an untrained model's long outputs exceed 100 %
+    assert "'searnn_alpha': 30.0" in (runs / "searnn_skl-seed1" / "train.log").read_text()
+    table = (runs / "summary.md").read_text()
+    assert "| method | seeds | test edit error % (mean ± std) |" in table
+    assert "| searnn_skl | 1 |" in table
+    assert (runs / "curves.png").exists() and (runs / "curves-updates.png").exists()
+    stamp = (runs / "mle-seed1" / "train.log").stat().st_mtime
+    driver.main(argv)
+    assert (runs / "mle-seed1" / "train.log").stat().st_mtime == stamp
+    with pytest.raises(SystemExit):
+        driver.main([*argv, "--patience-updates", "-1"])

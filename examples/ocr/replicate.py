@@ -38,13 +38,9 @@ def parse_method(spec):
 
 
 def schedule_args(args):
-    """fairseq-train arguments of the protocol, the same for every method: validation (and the
-    best checkpoint) every ``validate_every`` updates, patience in updates, wall-time cap."""
-    every = str(args.validate_every)
-    patience = max(1, -(-args.patience_updates // args.validate_every))  # in validations
-    return ["--validate-interval-updates", every, "--validate-interval", "100000",
-            "--save-interval-updates", every, "--keep-interval-updates", "1",
-            "--patience", str(patience), "--stop-time-hours", f"{args.cap_minutes / 60:.4f}"]
+    """fairseq-train arguments of the protocol, the same for every method."""
+    return replication.schedule_args(args.validate_every, args.patience_updates,
+                                     args.cap_minutes)
 
 
 def run_one(args, parsed, seed):
@@ -72,37 +68,14 @@ def run_one(args, parsed, seed):
 
 
 def summarise(args, results):
-    lines = ["| method | seeds | test Hamming error % (mean ± std) | per seed | best valid "
-             "(fold 1) | updates | wall (min) | stop | s / update |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    summary, series = {}, []
-    for method in dict.fromkeys(r["method"] for r in results):
-        rows = [r for r in results if r["method"] == method]
-        mean, std = replication.mean_std(r["test_hamming"] for r in rows)
-        spu = replication.mean_std(r["s_per_update"] for r in rows)[0]
-        summary[method] = {"mean": mean, "std": std, "test": [r["test_hamming"] for r in rows],
-                           "updates": [r["updates"] for r in rows],
-                           "stop": [r.get("stop") for r in rows], "s_per_update": spu}
-        lines.append(f"| {method} | {len(rows)} | {mean:.2f} ± {std:.2f} | "
-                     + ", ".join(f"{r['test_hamming']:.2f}" for r in rows) + " | "
-                     + ", ".join(f"{r['best_valid_hamming']:.2f}" for r in rows) + " | "
-                     + ", ".join(str(r["updates"]) for r in rows) + " | "
-                     + ", ".join(f"{r['train_wall_s'] / 60:.0f}" for r in rows) + " | "
-                     + ", ".join(r.get("stop", "?") for r in rows) + f" | {spu:.2f} |")
-        for r in rows:
-            series.append((method, [u for u, _ in r["valid_curve"]],
-                           [u * r["s_per_update"] / 60 for u, _ in r["valid_curve"]],
-                           [v for _, v in r["valid_curve"]]))
+    lines, summary = replication.converged_table(results, "test_hamming", "best_valid_hamming",
+                                                 "Hamming error %")
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
                                                       indent=1) + "\n")
     print("\n".join(lines))
-    for suffix, index, xlabel in (("", 2, "training wall time (min, 1 thread)"),
-                                  ("-updates", 1, "updates")):
-        replication.plot_curves([(m, x[index - 1], x[2]) for m, *x in series], xlabel,
-                                "validation Hamming error (%), fold 1",
-                                "OCR (Taskar et al.): validation during training",
-                                args.out / f"curves{suffix}.png")
+    replication.plot_converged(results, "validation Hamming error (%), fold 1",
+                               "OCR (Taskar et al.): validation during training", args.out)
 
 
 def main(argv=None):

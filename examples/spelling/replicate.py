@@ -1,18 +1,25 @@
-"""Spelling headline comparison: MLE against SeaRNN, several seeds, the same wall-time budget.
+"""Spelling tables: methods × seeds, each trained until validation stops improving (or a
+wall-time cap), scored on the test split.
 
     python examples/spelling/replicate.py --data data/spelling-p0.3-T10 --out runs/spelling \
-        [--methods mle searnn_sll] [--seeds 1 2 3] [--minutes 15] [--jobs 2]
+        [--methods mle searnn_kl] [--seeds 1 2 3] [--cap-minutes 90] [--patience-updates 3000] \
+        [--validate-every 200] [--alpha A] [--jobs 2]
 
-Each run is ``examples/spelling/train.sh`` (the paper's model and optimiser) stopped by
-fairseq's ``--stop-time-hours`` after ``--minutes`` of wall time, with one torch thread, ``--jobs``
-runs at a time; then ``evaluate.py`` scores the best checkpoint (by validation ``searnn_edit``) on
-the test split. Writes ``OUT/summary.json``, ``OUT/summary.md`` (mean ± std per method) and
-``OUT/curves.png`` (validation edit error against training time). Runs whose ``result.json``
-exists are not run again. Methods: ``mle``, ``searnn_ll`` / ``searnn_kl`` (every token),
-``searnn_sll`` (5 top-k tokens), ``searnn_sll_{uniform,policy,biased}``, ``searnn_skl`` (5 biased
-tokens), ``searnn_sll_warm`` (``searnn_sll`` after 1,000 cross-entropy updates); learned
-roll-in, mixed roll-out unless a SeaRNN method is followed by ``:ROLLIN:ROLLOUT`` (Table 1's
-grid, e.g. ``searnn_kl:reference:learned``).
+Each run is ``examples/spelling/train.sh`` (the paper's model and optimiser, gradients clipped
+at norm 5), one torch thread, ``--jobs`` runs at a time. The protocol is the same for every
+method: validation (exact greedy edit error of the validation split) every ``--validate-every``
+updates; a run stops when it has not improved for ``--patience-updates`` updates ("patience";
+0: never) or after ``--cap-minutes`` of wall time ("cap": not converged, a bound on what it
+reaches); then ``evaluate.py`` scores the best checkpoint on the test split. Writes
+``OUT/summary.md`` (per method: mean ± std and every seed's test error, best validation,
+updates, wall time, stop reason, time per update), ``OUT/summary.json`` and validation curves
+against wall time and updates (``OUT/curves.png``, ``OUT/curves-updates.png``). Runs whose
+``result.json`` exists are not run again. Methods: ``mle``, ``searnn_ll`` / ``searnn_kl``
+(every token), ``searnn_sll`` (5 top-k tokens), ``searnn_sll_{uniform,policy,biased}``,
+``searnn_skl`` (5 biased tokens), ``searnn_sll_warm`` (``searnn_sll`` after 1,000
+cross-entropy updates); learned roll-in, mixed roll-out unless a SeaRNN method is followed by
+``:ROLLIN:ROLLOUT`` (Table 1's grid, e.g. ``searnn_kl:reference:learned``). ``--alpha`` sets
+the KL / sKL target scale (default: the criterion's for the edit cost).
 """
 
 import argparse
@@ -53,51 +60,55 @@ def parse_method(spec):
 
 
 def train_extra(args, method):
-    """train.sh arguments of a run: budget and validation schedule (the same for every
-    method), then the method's own."""
-    every = str(args.validate_every)
-    return ["--stop-time-hours", str(args.minutes / 60), "--validate-interval-updates", every,
-            "--validate-interval", "1000", "--save-interval-updates", every,
-            "--keep-interval-updates", "1", "--log-interval", "50",
-            *METHODS[method].get("args", [])]
+    """train.sh arguments of a run: the protocol's schedule (the same for every method), then
+    the method's own."""
+    return [*replication.schedule_args(args.validate_every, args.patience_updates,
+                                       args.cap_minutes),
+            "--log-interval", "50", *METHODS[method].get("args", [])]
 
 
 def run_one(args, parsed, seed):
-    """Train + evaluate one (method, seed); returns its result dict."""
+    """Train + evaluate one (method, seed) unless its ``result.json`` exists; returns the
+    run's record (read off its log and result)."""
     method, policy_env, name = parsed
     out = Path(args.out) / f"{name}-seed{seed}"
     result_file = out / "result.json"
-    if result_file.exists():
-        res = json.loads(result_file.read_text())
-        if args.rescore:
-            res["test_edit"], res["evaluate_output"] = evaluate_test(args, out)
-            result_file.write_text(json.dumps(res, indent=1))
-        return res
-    out.mkdir(parents=True, exist_ok=True)
-    env = train_env(args.data, method, policy_env, out, seed)
-    extra = train_extra(args, method)
-    start = time.time()
-    recipes.run_logged(["bash", HERE / "train.sh", *extra], out / "train.log", env)
-    train_s = time.time() - start
-    curve = replication.valid_curve((out / "train.log").read_text(), "searnn_edit")
-    test, evaluate_output = evaluate_test(args, out)
-    updates = curve[-1][0] if curve else 0
-    res = {"method": name, "seed": seed, "minutes": args.minutes, "train_wall_s": train_s,
-           "updates": updates, "s_per_update": train_s / max(updates, 1),
-           "valid_curve": [{"num_updates": u, "searnn_edit": e} for u, e in curve],
-           "best_valid_edit": min((e for _, e in curve), default=None),
-           "test_edit": test, "evaluate_output": evaluate_output}
-    result_file.write_text(json.dumps(res, indent=1))
-    return res
+    if not result_file.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        env = train_env(args.data, method, policy_env, out, seed, args.alpha)
+        start = time.time()
+        recipes.run_logged(["bash", HERE / "train.sh", *train_extra(args, method)],
+                           out / "train.log", env)
+        train_s = time.time() - start
+        test, line = evaluate_test(args, out)
+        result_file.write_text(json.dumps({"train_wall_s": train_s, "test_edit": test,
+                                           "evaluate_output": line}, indent=1))
+    res = json.loads(result_file.read_text())
+    if args.rescore:
+        res["test_edit"], res["evaluate_output"] = evaluate_test(args, out)
+        result_file.write_text(json.dumps(res, indent=1))
+    text = (out / "train.log").read_text()
+    updates = replication.train_updates(text)
+    curve = replication.valid_curve(text, "searnn_edit")
+    return {"method": name, "seed": seed, "updates": updates,
+            "stop": replication.stop_reason(text), "train_wall_s": res["train_wall_s"],
+            "s_per_update": res["train_wall_s"] / max(updates, 1), "valid_curve": curve,
+            "best_valid_edit": min((e for _, e in curve), default=float("nan")),
+            "test_edit": res["test_edit"], "evaluate_output": res["evaluate_output"]}
 
 
-def train_env(data, method, policy_env, out, seed):
+def train_env(data, method, policy_env, out, seed, alpha=None):
     """train.sh's environment for one run: one thread, the method's criterion options, the
-    roll-in / roll-out (SeaRNN methods: the paper's learned × mixed unless given)."""
+    roll-in / roll-out (SeaRNN methods: the paper's learned × mixed unless given), ``alpha``
+    (KL / sKL target scale; None: the criterion's default)."""
     policies = {"ROLLIN": "learned", "ROLLOUT": "mixed", **policy_env}
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DATA=str(data),
-                METHOD=criterion(method), SAVE=str(out), SEED=str(seed), MAX_UPDATE="1000000",
-                **METHODS[method]["env"], **policies)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DATA=str(data),
+               METHOD=criterion(method), SAVE=str(out), SEED=str(seed), MAX_UPDATE="1000000",
+               **METHODS[method]["env"], **policies)
+    env.pop("ALPHA", None)  # a stray export does not reach a run
+    if alpha is not None:
+        env["ALPHA"] = str(alpha)
+    return env
 
 
 def evaluate_test(args, out):
@@ -117,33 +128,18 @@ def criterion(method):
 
 
 def summarise(results, out, title):
-    lines = ["| method | seeds | test edit error % (mean ± std) | per seed | updates (mean) | "
-             "s / update |", "|---|---|---|---|---|---|"]
-    summary, series = {}, []
-    for method in dict.fromkeys(r["method"] for r in results):
-        rows = [r for r in results if r["method"] == method]
-        tests = [r["test_edit"] for r in rows]
-        mean, std = replication.mean_std(tests)
-        updates = replication.mean_std(r["updates"] for r in rows)[0]
-        spu = replication.mean_std(r["s_per_update"] for r in rows)[0]
-        summary[method] = {"mean": mean, "std": std, "test": tests,
-                           "updates": [r["updates"] for r in rows], "s_per_update": spu}
-        lines.append(f"| {method} | {len(rows)} | {mean:.2f} ± {std:.2f} | "
-                     f"{', '.join(f'{t:.2f}' for t in tests)} | {updates:.0f} | {spu:.3f} |")
-        for r in rows:
-            curve = r["valid_curve"]
-            series.append((method, [p["num_updates"] * r["s_per_update"] / 60 for p in curve],
-                           [p["searnn_edit"] for p in curve]))
+    lines, summary = replication.converged_table(results, "test_edit", "best_valid_edit",
+                                                 "edit error %")
     (out / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
-                                                 indent=1))
+                                                 indent=1) + "\n")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    replication.plot_curves(series, "training wall time (min, 1 thread)",
-                            "validation edit error (%)", title, out / "curves.png")
+    replication.plot_converged(results, "validation edit error (%)", title, out)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="directory made by prepare.sh")
     p.add_argument("--out", required=True)
     p.add_argument("--methods", nargs="+", type=parse_method,
@@ -151,13 +147,22 @@ def main(argv=None):
                    help=f"each METHOD (one of {', '.join(METHODS)}) or METHOD:ROLLIN:ROLLOUT "
                         "for a SeaRNN method")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--minutes", type=float, default=15.0, help="wall-time budget per run")
-    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    p.add_argument("--cap-minutes", "--minutes", type=float, default=90.0,
+                   help="wall-time cap per run (a run stopped here is not converged)")
+    p.add_argument("--patience-updates", type=int, default=3000,
+                   help="stop when validation has not improved for this many updates (0: "
+                        "never)")
     p.add_argument("--validate-every", type=int, default=200,
                    help="updates between validations, the same for every method")
+    p.add_argument("--alpha", type=float, help="searnn_kl / searnn_skl target scale")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     p.add_argument("--rescore", action="store_true",
                    help="score the finished runs' best checkpoints on test again")
     args = p.parse_args(argv)
+    if args.cap_minutes <= 0 or args.patience_updates < 0 or args.validate_every < 1:
+        p.error("--cap-minutes and --validate-every must be > 0, --patience-updates >= 0")
+    if args.alpha is not None and args.alpha <= 0:
+        p.error(f"--alpha {args.alpha}: must be > 0")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stats = json.loads((Path(args.data) / "stats.json").read_text())

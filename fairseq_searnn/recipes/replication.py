@@ -50,6 +50,56 @@ def stop_reason(log_text):
     return "unknown"
 
 
+def schedule_args(validate_every, patience_updates, cap_minutes):
+    """fairseq-train options of the converged-runs protocol, the same for every method:
+    validation (and the best checkpoint) every ``validate_every`` updates, a run stopped when
+    validation has not improved for ``patience_updates`` updates (fairseq's ``--patience``,
+    counted in validations; 0: no patience) or after ``cap_minutes`` of wall time."""
+    every = str(validate_every)
+    argv = ["--validate-interval-updates", every, "--validate-interval", "100000",
+            "--save-interval-updates", every, "--keep-interval-updates", "1",
+            "--stop-time-hours", f"{cap_minutes / 60:.4f}"]
+    if patience_updates > 0:
+        argv += ["--patience", str(max(1, -(-patience_updates // validate_every)))]
+    return argv
+
+
+def converged_table(results, test_key, valid_key, error):
+    """Markdown rows and the per-method summary of converged runs (one dict per run with
+    ``method``, ``seed``, ``updates``, ``train_wall_s``, ``s_per_update``, ``stop`` and the
+    ``test_key`` / ``valid_key`` errors): ``(lines, {method: {mean, std, test, updates, stop,
+    s_per_update}})``; ``error`` names the metric in the header (e.g. "Hamming error %")."""
+    lines = [f"| method | seeds | test {error} (mean ± std) | per seed | best valid | updates "
+             "| wall (min) | stop | s / update |", "|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for method in dict.fromkeys(r["method"] for r in results):
+        rows = [r for r in results if r["method"] == method]
+        mean, std = mean_std(r[test_key] for r in rows)
+        spu = mean_std(r["s_per_update"] for r in rows)[0]
+        summary[method] = {"mean": mean, "std": std, "test": [r[test_key] for r in rows],
+                           "updates": [r["updates"] for r in rows],
+                           "stop": [r.get("stop") for r in rows], "s_per_update": spu}
+        lines.append(f"| {method} | {len(rows)} | {mean:.2f} ± {std:.2f} | "
+                     + ", ".join(f"{r[test_key]:.2f}" for r in rows) + " | "
+                     + ", ".join(f"{r[valid_key]:.2f}" for r in rows) + " | "
+                     + ", ".join(str(r["updates"]) for r in rows) + " | "
+                     + ", ".join(f"{r['train_wall_s'] / 60:.0f}" for r in rows) + " | "
+                     + ", ".join(r.get("stop", "?") for r in rows) + f" | {spu:.2f} |")
+    return lines, summary
+
+
+def plot_converged(results, ylabel, title, folder):
+    """Validation curves of converged runs (``valid_curve``: ``[(updates, error)]``) against
+    training wall time (``curves.png``, from each run's ``s_per_update``) and against updates
+    (``curves-updates.png``)."""
+    for suffix, xlabel, scale in (("", "training wall time (min, 1 thread)",
+                                   lambda r: r["s_per_update"] / 60),
+                                  ("-updates", "updates", lambda r: 1.0)):
+        plot_curves([(r["method"], [u * scale(r) for u, _ in r["valid_curve"]],
+                      [v for _, v in r["valid_curve"]]) for r in results],
+                    xlabel, ylabel, title, Path(folder) / f"curves{suffix}.png")
+
+
 def parse_method(spec, methods, plain=("mle",)):
     """``METHOD`` or ``METHOD:ROLLIN:ROLLOUT`` -> ``(method, (rollin, rollout) or (), run
     name)``, e.g. ``kl:reference:learned`` -> ``("kl", ("reference", "learned"),
