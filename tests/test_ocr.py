@@ -247,3 +247,29 @@ def test_rollin_rollout_grid_options(toy_file):
     for bad in ("mle:learned:mixed", "kl:learned", "kl:greedy:mixed", "crf"):
         with pytest.raises(argparse.ArgumentTypeError, match="ROLLIN:ROLLOUT"):
             driver.parse_method(bad)
+
+
+def test_replicate_protocol_and_retraining_on_folds_1_to_9(tmp_path, toy_file):
+    """examples/ocr/replicate.py at a size of seconds: a run under the protocol (validation on
+    fold 1, patience, cap), then ``--retrain``: the same method and seed on every non-test fold,
+    without validation, for exactly the updates of the fold-1 run's best checkpoint, scored on
+    the test fold; both tables in summary.md."""
+    driver = helpers.load_example("ocr", "replicate")
+    assert driver.best_update([(2, 5.0), (4, 3.0), (6, 3.0), (8, 4.0)]) == 6  # ties: later
+    out = tmp_path / "runs"
+    results = driver.main([
+        "--data", str(toy_file), "--out", str(out), "--methods", "mle", "--seeds", "1",
+        "--validate-every", "2", "--patience-updates", "100", "--cap-minutes", "0.1",
+        "--retrain", "--", "--ocr-hidden-size", "8", "--ocr-embed-dim", "4",
+        "--batch-size", "8"])
+    (record,) = results
+    again = record["retrained"]
+    chosen = driver.best_update(record["valid_curve"])
+    assert again["chosen_updates"] == chosen == again["updates"]
+    log = (out / "mle-seed1-folds1-9" / "train.log").read_text()
+    assert "'ocr_valid_fold': -1" in log and "'disable_validation': True" in log
+    assert f"'max_update': {chosen}" in log
+    assert 0 <= again["test_hamming"] <= 100
+    table = (out / "summary.md").read_text()
+    assert "| mle | 1 |" in table and "retrained on folds 1–9" in table
+    assert json.loads((out / "summary.json").read_text())["runs"][0]["retrained"] == again

@@ -3,7 +3,8 @@ cap), scored on the test fold.
 
     python examples/ocr/replicate.py --data ../shared/data/ocr/letter.data.gz --out runs/ocr \
         [--methods mle kl kl:reference:learned] [--seeds 1 2 3] [--cap-minutes 90] \
-        [--patience-updates 3000] [--validate-every 100] [--jobs 2] [-- fairseq-train args]
+        [--patience-updates 3000] [--validate-every 100] [--jobs 2] [--retrain] \
+        [-- fairseq-train args]
 
 Each run is ``run.py METHOD`` (the paper's GRU 128, SGD at a constant 0.5, batches of 64
 words, Hamming cost, fixed-length outputs; best checkpoint by the greedy Hamming error of
@@ -15,6 +16,11 @@ error has not improved for ``--patience-updates`` updates ("patience") or after
 ``OUT/summary.md``, ``OUT/summary.json`` (every run's validation curve, updates, wall time and
 stop reason) and ``OUT/curves.png`` (validation error against updates and against wall time);
 runs whose ``result.json`` exists are not run again.
+
+``--retrain`` then trains each (method, seed) again as the paper does, on every fold but the
+test fold (folds 1–9, no validation), for the number of updates its fold-1 run chose (the
+update of its best checkpoint), and scores that last checkpoint on the test fold
+(``OUT/NAME-seedS-folds1-9``; the same wall-time cap; a second table in ``summary.md``).
 """
 
 import argparse
@@ -43,21 +49,28 @@ def schedule_args(args):
                                      args.cap_minutes)
 
 
-def run_one(args, parsed, seed):
-    method, policy_args, name = parsed
-    out = args.out / f"{name}-seed{seed}"
+def run_recipe(args, parsed, seed, out, recipe_options, train_options):
+    """``run.py`` for one (method, seed) into ``out`` unless it holds a scored result; returns
+    ``(result.json, train.log text)``."""
+    method, policy_args, _ = parsed
     result = out / "result.json"
     if not (result.exists() and "test_hamming_error_percent" in result.read_text()):
         out.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, HERE / "run.py", method, *policy_args, "--data", args.data,
-               "--out", out,
-               "--seed", str(seed), "--max-epoch", "100000", "--alpha", str(args.alpha),
-               "--tokens", str(args.tokens), "--sampling", args.sampling, "--",
-               *schedule_args(args), "--clip-norm", str(args.clip_norm), *args.extra]
+               "--out", out, "--seed", str(seed), "--max-epoch", "100000",
+               "--alpha", str(args.alpha), "--tokens", str(args.tokens),
+               "--sampling", args.sampling, *recipe_options, "--", *train_options,
+               "--clip-norm", str(args.clip_norm), *args.extra]
         recipes.run_logged(cmd, out / "run.log",
                            dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
-    res = json.loads(result.read_text())
-    text = (out / "train.log").read_text()
+    return json.loads(result.read_text()), (out / "train.log").read_text()
+
+
+def run_one(args, parsed, seed):
+    """The (method, seed) trained on folds 2–9 under the protocol, validated on fold 1."""
+    name = parsed[2]
+    res, text = run_recipe(args, parsed, seed, args.out / f"{name}-seed{seed}", [],
+                           schedule_args(args))
     updates = replication.train_updates(text)
     curve = replication.valid_curve(text, "hamming")
     return {"method": name, "seed": seed, "updates": updates,
@@ -67,9 +80,46 @@ def run_one(args, parsed, seed):
             "test_hamming": res["test_hamming_error_percent"]}
 
 
+def best_update(curve):
+    """The update of the best checkpoint of a validation curve ``[(updates, error)]``: the
+    last validation at the lowest error (fairseq's best checkpoint takes ties)."""
+    low = min(v for _, v in curve)
+    return max(u for u, v in curve if v == low)
+
+
+def retrain_one(args, parsed, seed, record):
+    """The (method, seed) trained on folds 1–9 for the updates its fold-1 run chose, scored
+    on the test fold: ``{"updates", "chosen_updates", "train_wall_s", "stop",
+    "test_hamming"}``."""
+    chosen = best_update(record["valid_curve"])
+    res, text = run_recipe(
+        args, parsed, seed, args.out / f"{parsed[2]}-seed{seed}-folds1-9",
+        ["--valid-fold", "-1"],
+        ["--max-update", str(chosen), "--stop-time-hours", f"{args.cap_minutes / 60:.4f}"])
+    return {"updates": replication.train_updates(text), "chosen_updates": chosen,
+            "stop": replication.stop_reason(text), "train_wall_s": res["train_wall_s"],
+            "test_hamming": res["test_hamming_error_percent"]}
+
+
+def retrain_table(results):
+    """Markdown rows of the folds 1–9 retraining (runs holding a ``retrained`` record)."""
+    lines = ["| method | seeds | retrained on folds 1–9: test Hamming error % (mean ± std) "
+             "| per seed | updates (chosen on fold 1) | stop |", "|---|---|---|---|---|---|"]
+    for method in dict.fromkeys(r["method"] for r in results if "retrained" in r):
+        rows = [r["retrained"] for r in results if r["method"] == method and "retrained" in r]
+        mean, std = replication.mean_std(r["test_hamming"] for r in rows)
+        lines.append(f"| {method} | {len(rows)} | {mean:.2f} ± {std:.2f} | "
+                     + ", ".join(f"{r['test_hamming']:.2f}" for r in rows) + " | "
+                     + ", ".join(str(r["updates"]) for r in rows) + " | "
+                     + ", ".join(r["stop"] for r in rows) + " |")
+    return lines
+
+
 def summarise(args, results):
     lines, summary = replication.converged_table(results, "test_hamming", "best_valid_hamming",
                                                  "Hamming error %")
+    if any("retrained" in r for r in results):
+        lines += ["", *retrain_table(results)]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
                                                       indent=1) + "\n")
@@ -100,12 +150,20 @@ def main(argv=None):
     p.add_argument("--tokens", type=int, default=5, help="sll / skl tokens per cell")
     p.add_argument("--sampling", default="topk", help="sll / skl token sampling")
     p.add_argument("--clip-norm", type=float, default=5.0)
+    p.add_argument("--retrain", action="store_true",
+                   help="then retrain each run on folds 1-9 for the updates fold 1 chose")
     args, extra = p.parse_known_args(argv)
     args.extra = extra[1:] if extra[:1] == ["--"] else extra
     args.out.mkdir(parents=True, exist_ok=True)
     todo = [(m, s) for s in args.seeds for m in args.methods]
     results = replication.run_all(lambda m, s: run_one(args, m, s), todo, args.jobs)
+    if args.retrain:
+        retrained = replication.run_all(lambda i, r: retrain_one(args, *todo[i], r),
+                                        list(enumerate(results)), args.jobs)
+        for record, again in zip(results, retrained):
+            record["retrained"] = again
     summarise(args, results)
+    return results
 
 
 if __name__ == "__main__":
