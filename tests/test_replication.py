@@ -90,8 +90,10 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
     (data / "data-path.txt").write_text(str(data / "bin"))
 
     def train_argv(spec, alpha=None):
-        method, policy_env, name = driver.parse_method(spec)
-        env = driver.train_env(data, method, policy_env, tmp_path / name, 1, alpha)
+        (method, policy_env, name), *_ = replication.alpha_variants(
+            [driver.parse_method(spec)], [alpha] if alpha else [],
+            lambda m: m == "searnn_kl", lambda env, a: {**env, "ALPHA": f"{a:g}"})
+        env = driver.train_env(data, method, policy_env, tmp_path / name, 1)
         env["PATH"] = f"{fake}{os.pathsep}{os.environ['PATH']}"
         out = subprocess.run(["bash", str(helpers.REPO / "examples/spelling/train.sh")],
                              env=env, capture_output=True, text=True, check=True).stdout
@@ -109,7 +111,8 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
     assert extra[extra.index("--validate-interval-updates") + 1] == "200"
     monkeypatch.setenv("ALPHA", "7")  # a stray export does not reach a run...
     assert train_argv("searnn_kl")[1].criterion.searnn_alpha is None
-    assert train_argv("searnn_kl", alpha=60.0)[1].criterion.searnn_alpha == 60  # ...--alpha does
+    swept, swept_cfg = train_argv("searnn_kl", alpha=60.0)  # ...--alpha does
+    assert (swept, swept_cfg.criterion.searnn_alpha) == ("searnn_kl-alpha60", 60)
     monkeypatch.delenv("ALPHA")
     assert (cfg.criterion._name, cfg.criterion.rollin, cfg.criterion.rollout) == (
         "searnn_kl", "reference", "learned")
@@ -154,6 +157,18 @@ def test_multi30k_seed_means_skip_what_they_are_told():
     text = agg.markdown(table)
     assert "| searnn | 2, 3 | 1: 300, 2: 290, 3: 310 | 2.00 | 24.50 ± 0.71 | 22.50 ± 0.71 (-2.00)" \
         in text
+
+
+def test_alpha_variants_sweep_only_the_methods_that_take_alpha():
+    methods = [("mle", [], "mle"), ("kl", ["--rollin", "learned"], "kl-learned"),
+               ("ll", [], "ll")]
+    swept = replication.alpha_variants(methods, [20, 2.5], lambda m: m == "kl",
+                                       lambda options, a: [*options, "--alpha", str(a)])
+    assert swept == [("mle", [], "mle"),
+                     ("kl", ["--rollin", "learned", "--alpha", "20"], "kl-learned-alpha20"),
+                     ("kl", ["--rollin", "learned", "--alpha", "2.5"], "kl-learned-alpha2.5"),
+                     ("ll", [], "ll")]
+    assert replication.alpha_variants(methods, None, bool, None) == methods  # no sweep
 
 
 def test_stop_reason_and_the_ocr_protocol():

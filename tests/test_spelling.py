@@ -195,7 +195,7 @@ def test_replicate_converged_protocol_end_to_end(tmp_path, shared_data):
             "--validate-every", "1", "--alpha", "30", "--jobs", "2"]
     driver.main(argv)
     summary = json.loads((runs / "summary.json").read_text())
-    assert list(summary["summary"]) == ["mle", "searnn_skl"]
+    assert list(summary["summary"]) == ["mle", "searnn_skl-alpha30"]  # MLE takes no alpha
     for run in summary["runs"]:
         log = (runs / f"{run['method']}-seed1" / "train.log").read_text()
         assert run["stop"] in ("cap", "patience") and run["updates"] >= 1
@@ -203,10 +203,10 @@ def test_replicate_converged_protocol_end_to_end(tmp_path, shared_data):
         assert run["valid_curve"] and run["best_valid_edit"] == min(
             v for _, v in run["valid_curve"])
         assert run["test_edit"] >= 0  # an untrained model's long outputs exceed 100 %
-    assert "'searnn_alpha': 30.0" in (runs / "searnn_skl-seed1" / "train.log").read_text()
+    assert "'searnn_alpha': 30.0" in (runs / "searnn_skl-alpha30-seed1" / "train.log").read_text()
     table = (runs / "summary.md").read_text()
     assert "| method | seeds | test edit error % (mean ± std) |" in table
-    assert "| searnn_skl | 1 |" in table
+    assert "| searnn_skl-alpha30 | 1 |" in table
     assert (runs / "curves.png").exists() and (runs / "curves-updates.png").exists()
     stamp = (runs / "mle-seed1" / "train.log").stat().st_mtime
     driver.main(argv)

@@ -3,7 +3,8 @@ cap), scored on the test fold.
 
     python examples/ocr/replicate.py --data ../shared/data/ocr/letter.data.gz --out runs/ocr \
         [--methods mle kl kl:reference:learned] [--seeds 1 2 3] [--cap-minutes 90] \
-        [--patience-updates 3000] [--validate-every 100] [--jobs 2] [--retrain] \
+        [--patience-updates 3000] [--validate-every 100] [--jobs 2] [--alpha A ...] \
+        [--retrain] \
         [-- fairseq-train args]
 
 Each run is ``run.py METHOD`` (the paper's GRU 128, SGD at a constant 0.5, batches of 64
@@ -58,7 +59,7 @@ def run_recipe(args, parsed, seed, out, recipe_options, train_options):
         out.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, HERE / "run.py", method, *policy_args, "--data", args.data,
                "--out", out, "--seed", str(seed), "--max-epoch", "100000",
-               "--alpha", str(args.alpha), "--tokens", str(args.tokens),
+               "--tokens", str(args.tokens),
                "--sampling", args.sampling, *recipe_options, "--", *train_options,
                "--clip-norm", str(args.clip_norm), *args.extra]
         recipes.run_logged(cmd, out / "run.log",
@@ -146,7 +147,9 @@ def main(argv=None):
     p.add_argument("--validate-every", type=int, default=100,
                    help="updates between validations, the same for every method")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (1 thread each)")
-    p.add_argument("--alpha", type=float, default=40.0, help="kl / skl alpha (run.py)")
+    p.add_argument("--alpha", type=float, nargs="+",
+                   help="kl / skl target scale; several values sweep it (runs named "
+                        "NAME-alphaA); default run.py's 40")
     p.add_argument("--tokens", type=int, default=5, help="sll / skl tokens per cell")
     p.add_argument("--sampling", default="topk", help="sll / skl token sampling")
     p.add_argument("--clip-norm", type=float, default=5.0)
@@ -155,7 +158,11 @@ def main(argv=None):
     args, extra = p.parse_known_args(argv)
     args.extra = extra[1:] if extra[:1] == ["--"] else extra
     args.out.mkdir(parents=True, exist_ok=True)
-    todo = [(m, s) for s in args.seeds for m in args.methods]
+    if args.alpha and min(args.alpha) <= 0:
+        p.error(f"--alpha {args.alpha}: every value must be > 0")
+    methods = replication.alpha_variants(args.methods, args.alpha, lambda m: m in ("kl", "skl"),
+                                         lambda options, a: [*options, "--alpha", str(a)])
+    todo = [(m, s) for s in args.seeds for m in methods]
     results = replication.run_all(lambda m, s: run_one(args, m, s), todo, args.jobs)
     if args.retrain:
         retrained = replication.run_all(lambda i, r: retrain_one(args, *todo[i], r),

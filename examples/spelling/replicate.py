@@ -3,7 +3,7 @@ wall-time cap), scored on the test split.
 
     python examples/spelling/replicate.py --data data/spelling-p0.3-T10 --out runs/spelling \
         [--methods mle searnn_kl] [--seeds 1 2 3] [--cap-minutes 90] [--patience-updates 3000] \
-        [--validate-every 200] [--alpha A] [--jobs 2]
+        [--validate-every 200] [--alpha A ...] [--jobs 2]
 
 Each run is ``examples/spelling/train.sh`` (the paper's model and optimiser, gradients clipped
 at norm 5), one torch thread, ``--jobs`` runs at a time. The protocol is the same for every
@@ -19,7 +19,8 @@ against wall time and updates (``OUT/curves.png``, ``OUT/curves-updates.png``). 
 ``searnn_skl`` (5 biased tokens), ``searnn_sll_warm`` (``searnn_sll`` after 1,000
 cross-entropy updates); learned roll-in, mixed roll-out unless a SeaRNN method is followed by
 ``:ROLLIN:ROLLOUT`` (Table 1's grid, e.g. ``searnn_kl:reference:learned``). ``--alpha`` sets
-the KL / sKL target scale (default: the criterion's for the edit cost).
+the KL / sKL target scale (default: the criterion's for the edit cost); several values sweep
+it, one run per value named ``NAME-alphaA`` (MLE and LL runs once).
 """
 
 import argparse
@@ -75,7 +76,7 @@ def run_one(args, parsed, seed):
     result_file = out / "result.json"
     if not result_file.exists():
         out.mkdir(parents=True, exist_ok=True)
-        env = train_env(args.data, method, policy_env, out, seed, args.alpha)
+        env = train_env(args.data, method, policy_env, out, seed)
         start = time.time()
         recipes.run_logged(["bash", HERE / "train.sh", *train_extra(args, method)],
                            out / "train.log", env)
@@ -97,18 +98,16 @@ def run_one(args, parsed, seed):
             "test_edit": res["test_edit"], "evaluate_output": res["evaluate_output"]}
 
 
-def train_env(data, method, policy_env, out, seed, alpha=None):
+def train_env(data, method, policy_env, out, seed):
     """train.sh's environment for one run: one thread, the method's criterion options, the
-    roll-in / roll-out (SeaRNN methods: the paper's learned × mixed unless given), ``alpha``
-    (KL / sKL target scale; None: the criterion's default)."""
-    policies = {"ROLLIN": "learned", "ROLLOUT": "mixed", **policy_env}
+    roll-in / roll-out (SeaRNN methods: the paper's learned × mixed unless given) and
+    ``ALPHA`` when the run's ``policy_env`` has one (else the criterion's default, whatever
+    the caller's environment exports)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", DATA=str(data),
-               METHOD=criterion(method), SAVE=str(out), SEED=str(seed), MAX_UPDATE="1000000",
-               **METHODS[method]["env"], **policies)
-    env.pop("ALPHA", None)  # a stray export does not reach a run
-    if alpha is not None:
-        env["ALPHA"] = str(alpha)
-    return env
+               METHOD=criterion(method), SAVE=str(out), SEED=str(seed), MAX_UPDATE="1000000")
+    env.pop("ALPHA", None)
+    return {**env, **METHODS[method]["env"], "ROLLIN": "learned", "ROLLOUT": "mixed",
+            **policy_env}
 
 
 def evaluate_test(args, out):
@@ -154,20 +153,25 @@ def main(argv=None):
                         "never)")
     p.add_argument("--validate-every", type=int, default=200,
                    help="updates between validations, the same for every method")
-    p.add_argument("--alpha", type=float, help="searnn_kl / searnn_skl target scale")
+    p.add_argument("--alpha", type=float, nargs="+",
+                   help="searnn_kl / searnn_skl target scale; several values sweep it (runs "
+                        "named NAME-alphaA); default the criterion's")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     p.add_argument("--rescore", action="store_true",
                    help="score the finished runs' best checkpoints on test again")
     args = p.parse_args(argv)
     if args.cap_minutes <= 0 or args.patience_updates < 0 or args.validate_every < 1:
         p.error("--cap-minutes and --validate-every must be > 0, --patience-updates >= 0")
-    if args.alpha is not None and args.alpha <= 0:
-        p.error(f"--alpha {args.alpha}: must be > 0")
+    if args.alpha and min(args.alpha) <= 0:
+        p.error(f"--alpha {args.alpha}: every value must be > 0")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stats = json.loads((Path(args.data) / "stats.json").read_text())
     title = f"Spelling p = {stats['p']}, T = {stats['max_len']}: validation during training"
-    todo = [(m, s) for s in args.seeds for m in args.methods]
+    methods = replication.alpha_variants(
+        args.methods, args.alpha, lambda m: criterion(m) in ("searnn_kl", "searnn_skl"),
+        lambda env, a: {**env, "ALPHA": f"{a:g}"})
+    todo = [(m, s) for s in args.seeds for m in methods]
     summarise(replication.run_all(lambda m, s: run_one(args, m, s), todo, args.jobs), out,
               title)
 

@@ -120,6 +120,20 @@ def parse_method(spec, methods, plain=("mle",)):
     return method, tuple(policies), "-".join([method, *policies])
 
 
+def alpha_variants(parsed_methods, alphas, takes_alpha, with_alpha):
+    """α sweep of parsed methods ``(method, options, name)``: each method ``takes_alpha``
+    accepts once per α of ``alphas``, its options ``with_alpha(options, α)`` and its name
+    suffixed ``-alphaA``; the other methods (and all when ``alphas`` is empty) once, as
+    given."""
+    out = []
+    for method, options, name in parsed_methods:
+        if alphas and takes_alpha(method):
+            out += [(method, with_alpha(options, a), f"{name}-alpha{a:g}") for a in alphas]
+        else:
+            out.append((method, options, name))
+    return out
+
+
 def run_all(fn, items, jobs):
     """``[fn(*item) for item in items]``, ``jobs`` at a time (each job is a subprocess)."""
     with ThreadPoolExecutor(jobs) as pool:
