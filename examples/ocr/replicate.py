@@ -117,16 +117,10 @@ def retrain_table(results):
 
 
 def summarise(args, results):
-    lines, summary = replication.converged_table(results, "test_hamming", "best_valid_hamming",
-                                                 "Hamming error %")
-    if any("retrained" in r for r in results):
-        lines += ["", *retrain_table(results)]
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
-    (args.out / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
-                                                      indent=1) + "\n")
-    print("\n".join(lines))
-    replication.plot_converged(results, "validation Hamming error (%), fold 1",
-                               "OCR (Taskar et al.): validation during training", args.out)
+    retrained = ["", *retrain_table(results)] if any("retrained" in r for r in results) else []
+    replication.write_converged(results, args.out, "test_hamming", "best_valid_hamming",
+                                "Hamming error %", "validation Hamming error (%), fold 1",
+                                "OCR (Taskar et al.): validation during training", retrained)
 
 
 def main(argv=None):

@@ -127,13 +127,8 @@ def criterion(method):
 
 
 def summarise(results, out, title):
-    lines, summary = replication.converged_table(results, "test_edit", "best_valid_edit",
-                                                 "edit error %")
-    (out / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
-                                                 indent=1) + "\n")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    replication.plot_converged(results, "validation edit error (%)", title, out)
+    replication.write_converged(results, out, "test_edit", "best_valid_edit", "edit error %",
+                                "validation edit error (%)", title)
 
 
 def main(argv=None):

@@ -88,6 +88,20 @@ def converged_table(results, test_key, valid_key, error):
     return lines, summary
 
 
+def write_converged(results, folder, test_key, valid_key, error, ylabel, title, extra=()):
+    """``folder/summary.md`` (the :func:`converged_table`, then the ``extra`` lines),
+    ``summary.json`` (``{"summary", "runs"}``) and the :func:`plot_converged` curves of
+    converged runs; prints the table."""
+    lines, summary = converged_table(results, test_key, valid_key, error)
+    lines += list(extra)
+    folder = Path(folder)
+    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+    (folder / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
+                                                    indent=1) + "\n")
+    print("\n".join(lines))
+    plot_converged(results, ylabel, title, folder)
+
+
 def plot_converged(results, ylabel, title, folder):
     """Validation curves of converged runs (``valid_curve``: ``[(updates, error)]``) against
     training wall time (``curves.png``, from each run's ``s_per_update``) and against updates
