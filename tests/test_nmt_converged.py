@@ -87,3 +87,22 @@ def test_converged_protocol_end_to_end(tmp_path, shared_data):
                                                                              "searnn"}
     with pytest.raises(SystemExit, match="--report-only: no finished baseline"):
         driver.main(["--prep", str(prep), "--out", str(tmp_path / "empty"), "--report-only"])
+
+
+def test_versus_control_differences_and_standard_error():
+    driver = helpers.load_example("nmt", "converged")
+
+    def run(greedy, beam):
+        return {"beam1": {"sacrebleu": greedy}, "beam5": {"sacrebleu": beam}}
+
+    summary = {"runs": {"control": [run(38.0, 40.0), run(39.0, 40.0)],
+                        "searnn": [run(38.5, 41.0), run(39.5, 39.0)],
+                        "dss": [run(37.0, 39.0)]}}
+    searnn, dss = driver.versus_control(summary)
+    # greedy: 39.0 - 38.5 = +0.50, s.e. sqrt(0.5 / 2 + 0.5 / 2) = 0.71; 39.5 > 39.0 only
+    assert searnn == ("- searnn − control, report BLEU: greedy +0.50 ± 0.71 (s.e.), 1 of 2 "
+                      "seeds above every control seed; beam 5 +0.00 ± 1.00 (s.e.), 1 of 2 "
+                      "seeds above every control seed")
+    # a single seed: no standard error
+    assert dss.startswith("- dss − control, report BLEU: greedy -1.50, 0 of 1 seeds")
+    assert driver.versus_control({"runs": {"searnn": [run(1.0, 1.0)]}}) == []

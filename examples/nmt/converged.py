@@ -30,8 +30,9 @@ scored with greedy and beam-5 sacreBLEU on the other half.
 ``--report-only`` trains nothing: it scores and tabulates every finished fine-tune under
 ``OUT/ARCH`` (whatever its method and seed), so runs made by several invocations share one table.
 
-Writes ``OUT/ARCH/summary.md``, ``summary.json``, ``curves-updates.png`` and ``curves.png``
-(``select`` BLEU against updates and against training wall time). One torch thread per run,
+Writes ``OUT/ARCH/summary.md`` (the table, then each method's difference to the control with
+its standard error), ``summary.json``, ``curves-updates.png`` and ``curves.png`` (``select``
+BLEU against updates and against training wall time). One torch thread per run,
 ``--jobs`` fine-tunes at a time; finished runs, scores and diagnoses are not redone. Options
 after ``--`` go to every fairseq-train run (e.g. a smaller model for a trial).
 """
@@ -219,6 +220,32 @@ def table(summary):
         lines.append(f"| {method} | {len(rows)} | {cells[0]} | {cells[1]} | {cells[2]} "
                      f"| {cells[3]} | {best} | {', '.join(str(r['updates']) for r in rows)} "
                      f"| {per} | {', '.join(r['stop'] for r in rows)} |")
+    return lines + [""] + versus_control(summary)
+
+
+def versus_control(summary):
+    """One line per method besides the control: the difference of mean ``report`` BLEU to the
+    control's (greedy, beam 5), with its standard error sqrt(s1^2/n1 + s2^2/n2) where both
+    have two seeds or more, and how many of the method's seeds score above every control
+    seed."""
+    control = summary["runs"].get("control")
+    if not control:
+        return []
+    lines = []
+    for method, rows in summary["runs"].items():
+        if method == "control":
+            continue
+        cells = []
+        for beam in DECODES:
+            ours = [r[f"beam{beam}"]["sacrebleu"] for r in rows]
+            theirs = [r[f"beam{beam}"]["sacrebleu"] for r in control]
+            (m1, s1), (m2, s2) = replication.mean_std(ours), replication.mean_std(theirs)
+            se = (f" ± {(s1 ** 2 / len(ours) + s2 ** 2 / len(theirs)) ** 0.5:.2f} (s.e.)"
+                  if min(len(ours), len(theirs)) > 1 else "")
+            above = sum(v > max(theirs) for v in ours)
+            cells.append(f"{'greedy' if beam == 1 else f'beam {beam}'} {m1 - m2:+.2f}{se}, "
+                         f"{above} of {len(ours)} seeds above every control seed")
+        lines.append(f"- {method} − control, report BLEU: " + "; ".join(cells))
     return lines
 
 
