@@ -188,3 +188,25 @@ def test_stop_reason_and_the_ocr_protocol():
     assert replication.stop_reason("Stopping training due to cumulative_training_time: 1.6 > "
                                    "stop_time_hours: 1.5 hour(s)\ndone training") == "cap"
     assert replication.stop_reason("done training in 3.0 seconds") == "max-epoch"
+
+
+def test_equal_quality_table_times_the_first_validation_at_mle_best():
+    def run(method, seed, curve, spu):
+        return {"method": method, "seed": seed, "valid_curve": curve, "s_per_update": spu,
+                "best_valid": min(v for _, v in curve), "updates": curve[-1][0],
+                "train_wall_s": curve[-1][0] * spu, "stop": "patience"}
+
+    results = [run("mle", 1, [(100, 9.0), (200, 4.0), (300, 5.0)], 0.6),
+               run("mle", 2, [(100, 8.0), (200, 6.0)], 0.6),  # best mean: (4 + 6) / 2 = 5
+               run("kl", 1, [(100, 7.0), (200, 5.0), (300, 2.0)], 3.0),  # 5.0 <= 5: at 200
+               run("skl", 1, [(100, 9.0), (200, 5.5)], 1.2)]
+    assert replication.first_reaching(results[2]["valid_curve"], 5.0) == 200
+    lines = replication.equal_quality_table(results, "best_valid")
+    assert "(5.00, the mean of its 2 seed(s))" in lines[0]
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): [
+        c.strip() for c in line.split("|")[3:-1]] for line in lines[4:]}
+    assert rows[("kl", "1")] == ["200", "10.0", "300", "15.0", "patience"]
+    assert rows[("mle", "1")] == ["200", "2.0", "300", "3.0", "patience"]
+    assert rows[("mle", "2")][:2] == ["not reached", "-"]  # its best, 6, is above the mean
+    assert rows[("skl", "1")][:2] == ["not reached", "-"]
+    assert replication.equal_quality_table(results[2:], "best_valid") == []  # no MLE run

@@ -88,12 +88,44 @@ def converged_table(results, test_key, valid_key, error):
     return lines, summary
 
 
+def first_reaching(curve, target):
+    """The first ``num_updates`` of ``curve`` (``[(updates, error)]``) whose error is at or
+    below ``target``; None when no validation reaches it."""
+    return next((u for u, v in curve if v <= target), None)
+
+
+def equal_quality_table(results, valid_key, baseline="mle"):
+    """Markdown rows of the subsampling comparison (Table 3's question): for every run, the
+    updates and training minutes until its validation error first reaches the ``baseline``
+    method's best (the mean over the baseline's seeds of ``valid_key``), and its updates,
+    minutes and stop reason at the end. Minutes are updates × the run's ``s_per_update``.
+    Empty without a baseline run."""
+    best = [r[valid_key] for r in results if r["method"] == baseline]
+    if not best:
+        return []
+    target = mean_std(best)[0]
+    lines = [f"Time to reach {baseline}'s best validation error ({target:.2f}, the mean of its "
+             f"{len(best)} seed(s)) and to the end of the run:", "",
+             "| method | seed | updates to reach | minutes to reach | updates at end "
+             "| minutes at end | stop |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        reached = first_reaching(r["valid_curve"], target)
+        at = ("not reached", "-") if reached is None else (
+            str(reached), f"{reached * r['s_per_update'] / 60:.1f}")
+        lines.append(f"| {r['method']} | {r['seed']} | {at[0]} | {at[1]} | {r['updates']} "
+                     f"| {r['train_wall_s'] / 60:.1f} | {r.get('stop', '?')} |")
+    return lines
+
+
 def write_converged(results, folder, test_key, valid_key, error, ylabel, title, extra=()):
-    """``folder/summary.md`` (the :func:`converged_table`, then the ``extra`` lines),
-    ``summary.json`` (``{"summary", "runs"}``) and the :func:`plot_converged` curves of
-    converged runs; prints the table."""
+    """``folder/summary.md`` (the :func:`converged_table`, the ``extra`` lines, then the
+    :func:`equal_quality_table` when an ``mle`` run is among them), ``summary.json``
+    (``{"summary", "runs"}``) and the :func:`plot_converged` curves of converged runs; prints
+    the tables."""
     lines, summary = converged_table(results, test_key, valid_key, error)
     lines += list(extra)
+    quality = equal_quality_table(results, valid_key)
+    lines += ["", *quality] if quality else []
     folder = Path(folder)
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
     (folder / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
