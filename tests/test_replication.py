@@ -103,12 +103,20 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
     assert name == "searnn_kl-reference-learned"
     assert cfg.criterion.rollout_mix_granularity == "sentence"  # the authors' mixing
     assert cfg.optimization.clip_norm == 5 == train_argv("mle")[1].optimization.clip_norm
-    args = argparse.Namespace(validate_every=200, patience_updates=3000, cap_minutes=90)
+    args = argparse.Namespace(validate_every=200, patience_updates=3000, cap_minutes=90,
+                              fairseq=[])
     assert driver.train_extra(args, "mle") == driver.train_extra(args, "searnn_kl") == (
         driver.train_extra(args, "searnn_sll"))  # one validation schedule for all methods
     extra = driver.train_extra(args, "mle")
     assert extra[extra.index("--patience") + 1] == "15"  # 3,000 updates / 200
     assert extra[extra.index("--validate-interval-updates") + 1] == "200"
+    args.fairseq = ["--lr", "3e-4"]  # after `--`: overrides the recipe's Adam 1e-3
+    env = driver.train_env(data, "mle", {}, tmp_path / "lr", 1)
+    env["PATH"] = f"{fake}{os.pathsep}{os.environ['PATH']}"
+    out = subprocess.run(["bash", str(helpers.REPO / "examples/spelling/train.sh"),
+                          *driver.train_extra(args, "mle")], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert helpers.parse_cfg(out.splitlines()).optimization.lr == [3e-4]
     monkeypatch.setenv("ALPHA", "7")  # a stray export does not reach a run...
     assert train_argv("searnn_kl")[1].criterion.searnn_alpha is None
     swept, swept_cfg = train_argv("searnn_kl", alpha=60.0)  # ...--alpha does

@@ -3,7 +3,7 @@ wall-time cap), scored on the test split.
 
     python examples/spelling/replicate.py --data data/spelling-p0.3-T10 --out runs/spelling \
         [--methods mle searnn_kl] [--seeds 1 2 3] [--cap-minutes 90] [--patience-updates 3000] \
-        [--validate-every 200] [--alpha A ...] [--jobs 2]
+        [--validate-every 200] [--alpha A ...] [--jobs 2] [-- fairseq-train args]
 
 Each run is ``examples/spelling/train.sh`` (the paper's model and optimiser, gradients clipped
 at norm 5), one torch thread, ``--jobs`` runs at a time. The protocol is the same for every
@@ -20,7 +20,9 @@ against wall time and updates (``OUT/curves.png``, ``OUT/curves-updates.png``). 
 cross-entropy updates); learned roll-in, mixed roll-out unless a SeaRNN method is followed by
 ``:ROLLIN:ROLLOUT`` (Table 1's grid, e.g. ``searnn_kl:reference:learned``). ``--alpha`` sets
 the KL / sKL target scale (default: the criterion's for the edit cost); several values sweep
-it, one run per value named ``NAME-alphaA`` (MLE and LL runs once).
+it, one run per value named ``NAME-alphaA`` (MLE and LL runs once). Arguments after ``--`` go
+to every run's fairseq-train, after the recipe's (e.g. ``-- --lr 3e-4`` for the MLE optimiser
+search; give such a variant its own ``--out``).
 """
 
 import argparse
@@ -61,11 +63,11 @@ def parse_method(spec):
 
 
 def train_extra(args, method):
-    """train.sh arguments of a run: the protocol's schedule (the same for every method), then
-    the method's own."""
+    """train.sh arguments of a run: the protocol's schedule (the same for every method), the
+    method's own, then the user's fairseq-train arguments (``args.fairseq``)."""
     return [*replication.schedule_args(args.validate_every, args.patience_updates,
                                        args.cap_minutes),
-            "--log-interval", "50", *METHODS[method].get("args", [])]
+            "--log-interval", "50", *METHODS[method].get("args", []), *args.fairseq]
 
 
 def run_one(args, parsed, seed):
@@ -154,7 +156,10 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     p.add_argument("--rescore", action="store_true",
                    help="score the finished runs' best checkpoints on test again")
-    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    args.fairseq = argv[cut + 1:]
     if args.cap_minutes <= 0 or args.patience_updates < 0 or args.validate_every < 1:
         p.error("--cap-minutes and --validate-every must be > 0, --patience-updates >= 0")
     if args.alpha and min(args.alpha) <= 0:
