@@ -156,10 +156,9 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     p.add_argument("--rescore", action="store_true",
                    help="score the finished runs' best checkpoints on test again")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    cut = argv.index("--") if "--" in argv else len(argv)
-    args = p.parse_args(argv[:cut])
-    args.fairseq = argv[cut + 1:]
+    p.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
+                   help="after --: options added to every run's fairseq-train")
+    args = p.parse_args(argv)
     if args.cap_minutes <= 0 or args.patience_updates < 0 or args.validate_every < 1:
         p.error("--cap-minutes and --validate-every must be > 0, --patience-updates >= 0")
     if args.alpha and min(args.alpha) <= 0:
