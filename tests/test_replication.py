@@ -1,6 +1,7 @@
 """Replication drivers: log parsing and summaries (fairseq_searnn.recipes.replication) and the
 weights-only starting checkpoint of the Multi30k fine-tunes (examples/nmt/replicate_multi30k.py)."""
 
+import json
 import sys
 
 import pytest
@@ -218,3 +219,39 @@ def test_equal_quality_table_times_the_first_validation_at_mle_best():
     assert rows[("mle", "2")][:2] == ["not reached", "-"]  # its best, 6, is above the mean
     assert rows[("skl", "1")][:2] == ["not reached", "-"]
     assert replication.equal_quality_table(results[2:], "best_valid") == []  # no MLE run
+
+
+def test_replication_runs_gathers_runs_of_several_drivers(tmp_path, capsys):
+    """analysis/replication_runs.py: runs from different driver outputs, grouped by their label
+    without the seed, in the drivers' table, with the time-to-quality table of a baseline."""
+    gather = helpers.load_script("analysis/replication_runs.py", "analysis_replication_runs")
+
+    def run(name, curve, test, stop_line, wall):
+        folder = tmp_path / name
+        folder.mkdir()
+        log = "".join(f"x | INFO | valid | epoch 001 | valid on 'valid' subset | loss 1.0 "
+                      f"| searnn_edit {v} | wps 1.0 | num_updates {u}\n" for u, v in curve)
+        (folder / "train.log").write_text(log + stop_line + "\n")
+        (folder / "result.json").write_text(json.dumps({"train_wall_s": wall, "test_edit": test}))
+        return folder
+
+    patience = "x | early stop since valid performance hasn't improved for last 15 runs"
+    cap = "Stopping training due to cumulative_training_time: 1.6 > stop_time_hours: 1.5"
+    runs = [f"MLE, seed 1={run('m1', [(200, 30.0), (400, 20.0)], 21.0, patience, 40)}",
+            f"MLE, seed 2={run('m2', [(200, 28.0), (400, 24.0)], 25.0, patience, 40)}",
+            f"KL, seed 1={run('k1', [(200, 25.0), (400, 18.0)], 19.0, cap, 400)}"]
+    gather.main(["--task", "spelling", "--out", str(tmp_path / "out"), "--baseline", "MLE",
+                 *runs])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["summary"]["MLE"]["test"] == [21.0, 25.0]
+    assert summary["summary"]["MLE"]["mean"] == 23.0
+    assert summary["summary"]["KL"]["stop"] == ["cap"]
+    kl = summary["runs"][2]
+    assert (kl["best_valid_edit"], kl["updates"], kl["s_per_update"]) == (18.0, 400, 1.0)
+    table = (tmp_path / "out" / "summary.md").read_text()
+    # MLE's mean best validation: (20 + 24) / 2 = 22; KL first reaches it at 400 updates
+    assert "(22.00, the mean of its 2 seed(s))" in table
+    assert "| KL | 1 | 400 | 6.7 | 400 | 6.7 | cap |" in table
+    with pytest.raises(SystemExit, match="none of the runs"):
+        gather.main(["--task", "spelling", "--out", str(tmp_path / "o2"), "--baseline", "mle",
+                     *runs])

@@ -120,7 +120,8 @@ def summarise(args, results):
     retrained = ["", *retrain_table(results)] if any("retrained" in r for r in results) else []
     replication.write_converged(results, args.out, "test_hamming", "best_valid_hamming",
                                 "Hamming error %", "validation Hamming error (%), fold 1",
-                                "OCR (Taskar et al.): validation during training", retrained)
+                                "OCR (Taskar et al.): validation during training", retrained,
+                                logy=True)
 
 
 def main(argv=None):

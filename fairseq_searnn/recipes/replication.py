@@ -117,33 +117,34 @@ def equal_quality_table(results, valid_key, baseline="mle"):
     return lines
 
 
-def write_converged(results, folder, test_key, valid_key, error, ylabel, title, extra=()):
+def write_converged(results, folder, test_key, valid_key, error, ylabel, title, extra=(),
+                    baseline="mle", logy=False):
     """``folder/summary.md`` (the :func:`converged_table`, the ``extra`` lines, then the
-    :func:`equal_quality_table` when an ``mle`` run is among them), ``summary.json``
+    :func:`equal_quality_table` when a ``baseline`` run is among them), ``summary.json``
     (``{"summary", "runs"}``) and the :func:`plot_converged` curves of converged runs; prints
     the tables."""
     lines, summary = converged_table(results, test_key, valid_key, error)
     lines += list(extra)
-    quality = equal_quality_table(results, valid_key)
+    quality = equal_quality_table(results, valid_key, baseline)
     lines += ["", *quality] if quality else []
     folder = Path(folder)
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
     (folder / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
                                                     indent=1) + "\n")
     print("\n".join(lines))
-    plot_converged(results, ylabel, title, folder)
+    plot_converged(results, ylabel, title, folder, logy)
 
 
-def plot_converged(results, ylabel, title, folder):
+def plot_converged(results, ylabel, title, folder, logy=False):
     """Validation curves of converged runs (``valid_curve``: ``[(updates, error)]``) against
     training wall time (``curves.png``, from each run's ``s_per_update``) and against updates
-    (``curves-updates.png``)."""
+    (``curves-updates.png``); ``logy``: logarithmic error axis."""
     for suffix, xlabel, scale in (("", "training wall time (min, 1 thread)",
                                    lambda r: r["s_per_update"] / 60),
                                   ("-updates", "updates", lambda r: 1.0)):
         plot_curves([(r["method"], [u * scale(r) for u, _ in r["valid_curve"]],
                       [v for _, v in r["valid_curve"]]) for r in results],
-                    xlabel, ylabel, title, Path(folder) / f"curves{suffix}.png")
+                    xlabel, ylabel, title, Path(folder) / f"curves{suffix}.png", logy)
 
 
 def parse_method(spec, methods, plain=("mle",)):
@@ -221,10 +222,10 @@ def plot_curves(series, xlabel, ylabel, title, path, logy=False):
     """One line per ``(label, xs, ys)``; lines sharing a label share a colour and one legend
     entry (``logy``: logarithmic y axis). Writes a PNG to ``path``; returns False when
     matplotlib is missing."""
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq leaves DEBUG on
     try:
         import matplotlib
 
-        logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq leaves DEBUG on
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

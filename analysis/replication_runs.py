@@ -1,0 +1,79 @@
+"""One table, summary json and curves from converged runs of several driver outputs
+(``examples/ocr/replicate.py`` or ``examples/spelling/replicate.py``: each run folder holds
+``train.log`` and ``result.json``), e.g. an MLE baseline trained with one optimiser and
+SeaRNN runs trained with another, each in its own ``--out``.
+
+    python analysis/replication_runs.py --task spelling --out docs/results/spelling-converged \
+        --baseline "MLE, Adam 3e-3" "MLE, Adam 3e-3, seed 1=runs/sp-mle/mle-seed1" \
+        "KL α 50, seed 1=runs/sp-kl/searnn_kl-alpha50-seed1" ...
+
+A run is ``LABEL, seed N=FOLDER``: runs whose labels differ only by their seed make one
+method row. Per method (the drivers' ``summary.md`` table): mean ± std and every seed's test
+error, best validation, updates, training wall time, why it stopped (``patience``, ``cap``, or
+``stopped`` when the log ends without fairseq's own stop: the run was ended by hand) and
+seconds per update. With ``--baseline METHOD``, a second table: each run's updates and minutes
+until its validation first reaches that method's mean best validation error (Table 3's
+question). Curves: validation error against updates and against training wall time.
+"""
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from fairseq_searnn.recipes import replication
+
+# per task: (metric in fairseq's validation lines, test error in result.json, the record's
+# valid / test keys as the drivers name them, header, y label, title, log-scale y)
+TASKS = {
+    "ocr": ("hamming", "test_hamming_error_percent", "best_valid_hamming", "test_hamming",
+            "Hamming error %", "validation Hamming error (%), fold 1",
+            "OCR (Taskar et al.): validation during training", True),
+    "spelling": ("searnn_edit", "test_edit", "best_valid_edit", "test_edit", "edit error %",
+                 "validation edit error (%)", "Spelling: validation during training", False),
+}
+
+
+def read_run(task, spec):
+    """``LABEL[, seed N]=FOLDER`` -> the run's record in the drivers' format (``method``,
+    ``seed``, ``updates``, ``stop``, ``train_wall_s``, ``s_per_update``, ``valid_curve``, the
+    task's best-validation and test keys) plus ``folder``."""
+    label, sep, folder = spec.partition("=")
+    if not sep:
+        raise SystemExit(f"{spec!r}: expected LABEL=FOLDER")
+    metric, result_key, valid_key, test_key = TASKS[task][:4]
+    folder = Path(folder)
+    log = (folder / "train.log").read_text()
+    result = json.loads((folder / "result.json").read_text())
+    curve = replication.valid_curve(log, metric)
+    walls = [int(w) for w in re.findall(r"\bwall=(\d+)", log)]
+    wall = result.get("train_wall_s") or (walls[-1] if walls else 0)
+    updates = replication.train_updates(log)
+    stop = replication.stop_reason(log)
+    method, _, seed = label.rpartition(", seed ")
+    return {"method": method or label, "seed": seed or "-", "folder": str(folder),
+            "updates": updates, "stop": "stopped" if stop == "unknown" else stop,
+            "train_wall_s": wall, "s_per_update": wall / max(updates, 1), "valid_curve": curve,
+            valid_key: min((v for _, v in curve), default=float("nan")),
+            test_key: result[result_key]}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="LABEL, seed N=FOLDER")
+    p.add_argument("--task", required=True, choices=sorted(TASKS))
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--baseline", help="the method (a LABEL without its ', seed N') whose mean "
+                   "best validation the other runs' time to reach is measured against")
+    args = p.parse_args(argv)
+    _, _, valid_key, test_key, error, ylabel, title, logy = TASKS[args.task]
+    rows = [read_run(args.task, spec) for spec in args.runs]
+    if args.baseline and args.baseline not in {r["method"] for r in rows}:
+        raise SystemExit(f"--baseline {args.baseline!r} is none of the runs' methods")
+    args.out.mkdir(parents=True, exist_ok=True)
+    replication.write_converged(rows, args.out, test_key, valid_key, error, ylabel, title,
+                                baseline=args.baseline, logy=logy)
+
+
+if __name__ == "__main__":
+    main()
