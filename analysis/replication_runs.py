@@ -18,7 +18,6 @@ question). Curves: validation error against updates and against training wall ti
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from fairseq_searnn.recipes import replication
@@ -43,18 +42,13 @@ def read_run(task, spec):
         raise SystemExit(f"{spec!r}: expected LABEL=FOLDER")
     metric, result_key, valid_key, test_key = TASKS[task][:4]
     folder = Path(folder)
-    log = (folder / "train.log").read_text()
     result = json.loads((folder / "result.json").read_text())
-    curve = replication.valid_curve(log, metric)
-    walls = [int(w) for w in re.findall(r"\bwall=(\d+)", log)]
-    wall = result.get("train_wall_s") or (walls[-1] if walls else 0)
-    updates = replication.train_updates(log)
-    stop = replication.stop_reason(log)
+    record = replication.run_record((folder / "train.log").read_text(), metric,
+                                    result["train_wall_s"], valid_key)
+    if record["stop"] == "unknown":
+        record["stop"] = "stopped"
     method, _, seed = label.rpartition(", seed ")
-    return {"method": method or label, "seed": seed or "-", "folder": str(folder),
-            "updates": updates, "stop": "stopped" if stop == "unknown" else stop,
-            "train_wall_s": wall, "s_per_update": wall / max(updates, 1), "valid_curve": curve,
-            valid_key: min((v for _, v in curve), default=float("nan")),
+    return {"method": method or label, "seed": seed or "-", "folder": str(folder), **record,
             test_key: result[result_key]}
 
 

@@ -221,7 +221,7 @@ def test_equal_quality_table_times_the_first_validation_at_mle_best():
     assert replication.equal_quality_table(results[2:], "best_valid") == []  # no MLE run
 
 
-def test_replication_runs_gathers_runs_of_several_drivers(tmp_path, capsys):
+def test_replication_runs_gathers_runs_of_several_drivers(tmp_path):
     """analysis/replication_runs.py: runs from different driver outputs, grouped by their label
     without the seed, in the drivers' table, with the time-to-quality table of a baseline."""
     gather = helpers.load_script("analysis/replication_runs.py", "analysis_replication_runs")

@@ -72,12 +72,8 @@ def run_one(args, parsed, seed):
     name = parsed[2]
     res, text = run_recipe(args, parsed, seed, args.out / f"{name}-seed{seed}", [],
                            schedule_args(args))
-    updates = replication.train_updates(text)
-    curve = replication.valid_curve(text, "hamming")
-    return {"method": name, "seed": seed, "updates": updates,
-            "stop": replication.stop_reason(text),
-            "train_wall_s": res["train_wall_s"], "s_per_update": res["train_wall_s"] / updates,
-            "valid_curve": curve, "best_valid_hamming": min((v for _, v in curve), default=None),
+    return {"method": name, "seed": seed,
+            **replication.run_record(text, "hamming", res["train_wall_s"], "best_valid_hamming"),
             "test_hamming": res["test_hamming_error_percent"]}
 
 

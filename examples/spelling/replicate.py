@@ -91,12 +91,8 @@ def run_one(args, parsed, seed):
         res["test_edit"], res["evaluate_output"] = evaluate_test(args, out)
         result_file.write_text(json.dumps(res, indent=1))
     text = (out / "train.log").read_text()
-    updates = replication.train_updates(text)
-    curve = replication.valid_curve(text, "searnn_edit")
-    return {"method": name, "seed": seed, "updates": updates,
-            "stop": replication.stop_reason(text), "train_wall_s": res["train_wall_s"],
-            "s_per_update": res["train_wall_s"] / max(updates, 1), "valid_curve": curve,
-            "best_valid_edit": min((e for _, e in curve), default=float("nan")),
+    return {"method": name, "seed": seed,
+            **replication.run_record(text, "searnn_edit", res["train_wall_s"], "best_valid_edit"),
             "test_edit": res["test_edit"], "evaluate_output": res["evaluate_output"]}
 
 

@@ -50,6 +50,18 @@ def stop_reason(log_text):
     return "unknown"
 
 
+def run_record(log_text, metric, train_wall_s, valid_key):
+    """The driver-independent part of a converged run's record, read off its fairseq log:
+    ``updates``, ``stop`` (:func:`stop_reason`), ``train_wall_s``, ``s_per_update``,
+    ``valid_curve`` (of ``metric``) and its minimum under ``valid_key`` (NaN without a
+    validation)."""
+    curve = valid_curve(log_text, metric)
+    updates = train_updates(log_text)
+    return {"updates": updates, "stop": stop_reason(log_text), "train_wall_s": train_wall_s,
+            "s_per_update": train_wall_s / max(updates, 1), "valid_curve": curve,
+            valid_key: min((v for _, v in curve), default=float("nan"))}
+
+
 def schedule_args(validate_every, patience_updates, cap_minutes):
     """fairseq-train options of the converged-runs protocol, the same for every method:
     validation (and the best checkpoint) every ``validate_every`` updates, a run stopped when
