@@ -8,10 +8,16 @@ SeaRNN runs trained with another, each in its own ``--out``.
         "KL α 50, seed 1=runs/sp-kl/searnn_kl-alpha50-seed1" ...
 
 A run is ``LABEL, seed N=FOLDER``: runs whose labels differ only by their seed make one
-method row. Per method (the drivers' ``summary.md`` table): mean ± std and every seed's test
-error, best validation, updates, training wall time, why it stopped (``patience``, ``cap``, or
-``stopped`` when the log ends without fairseq's own stop: the run was ended by hand) and
-seconds per update. With ``--baseline METHOD``, a second table: each run's updates and minutes
+method row. ``--previous SUMMARY.json`` (repeatable) takes again the runs of an earlier
+``summary.json`` of this script or of a driver, e.g. when their folders are gone;
+``SUMMARY.json#METHOD`` only that method's, ``SUMMARY.json#METHOD=LABEL`` renamed ``LABEL``
+(a driver names its methods ``mle``, ``searnn_kl-alpha50``, ...); a run given as ``LABEL,
+seed N=FOLDER`` replaces an earlier one of the same label and seed.
+
+Per method (the drivers' ``summary.md`` table): mean ± std and every seed's test error, best
+validation, updates, training wall time, why it stopped (``patience``, ``cap``, or ``stopped``
+when the log ends without fairseq's own stop: the run was ended by hand) and seconds per
+update. With ``--baseline METHOD``, a second table: each run's updates and minutes
 until its validation first reaches that method's mean best validation error (Table 3's
 question). Curves: validation error against updates and against training wall time.
 """
@@ -52,16 +58,38 @@ def read_run(task, spec):
             test_key: result[result_key]}
 
 
+def previous_runs(spec):
+    """``SUMMARY.json[#METHOD[=LABEL]]`` -> the run records it holds (of ``METHOD`` only,
+    which must be among them, renamed ``LABEL``), seeds as strings."""
+    path, _, selected = spec.partition("#")
+    method, _, label = selected.partition("=")
+    runs = json.loads(Path(path).read_text())["runs"]
+    if method:
+        runs = [r for r in runs if r["method"] == method]
+        if not runs:
+            raise SystemExit(f"--previous {spec!r}: no run of method {method!r} in {path}")
+    return [{**r, "method": label or r["method"], "seed": str(r["seed"])} for r in runs]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", help="LABEL, seed N=FOLDER")
+    p.add_argument("runs", nargs="*", help="LABEL, seed N=FOLDER")
+    p.add_argument("--previous", action="append", default=[],
+                   metavar="SUMMARY.json[#METHOD[=LABEL]]",
+                   help="the runs of an earlier summary.json (only METHOD's after a '#', "
+                   "renamed LABEL after a '=')")
     p.add_argument("--task", required=True, choices=sorted(TASKS))
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--baseline", help="the method (a LABEL without its ', seed N') whose mean "
                    "best validation the other runs' time to reach is measured against")
     args = p.parse_args(argv)
     _, _, valid_key, test_key, error, ylabel, title, logy = TASKS[args.task]
-    rows = [read_run(args.task, spec) for spec in args.runs]
+    new = [read_run(args.task, spec) for spec in args.runs]
+    given = {(r["method"], r["seed"]) for r in new}
+    rows = [r for spec in args.previous for r in previous_runs(spec)
+            if (r["method"], r["seed"]) not in given] + new
+    if not rows:
+        raise SystemExit("no runs: give LABEL, seed N=FOLDER or --previous SUMMARY.json")
     if args.baseline and args.baseline not in {r["method"] for r in rows}:
         raise SystemExit(f"--baseline {args.baseline!r} is none of the runs' methods")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -255,3 +255,36 @@ def test_replication_runs_gathers_runs_of_several_drivers(tmp_path):
     with pytest.raises(SystemExit, match="none of the runs"):
         gather.main(["--task", "spelling", "--out", str(tmp_path / "o2"), "--baseline", "mle",
                      *runs])
+
+
+def test_replication_runs_takes_again_the_runs_of_an_earlier_summary(tmp_path):
+    """analysis/replication_runs.py --previous: an earlier summary's runs (one method, renamed)
+    join new run folders, and a new run replaces the earlier one of the same label and seed."""
+    gather = helpers.load_script("analysis/replication_runs.py", "analysis_replication_runs")
+
+    def record(method, seed, test):
+        return {"method": method, "seed": seed, "updates": 400, "stop": "patience",
+                "train_wall_s": 40.0, "s_per_update": 0.1, "valid_curve": [[200, 30.0]],
+                "best_valid_edit": 30.0, "test_edit": test}
+
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"summary": {}, "runs": [
+        record("mle", 1, 21.0), record("mle", 2, 25.0), record("searnn_sll", 1, 19.0)]}))
+    folder = tmp_path / "k2"
+    folder.mkdir()
+    (folder / "train.log").write_text(
+        "x | INFO | valid | epoch 001 | valid on 'valid' subset | loss 1.0 | searnn_edit 20.0 "
+        "| wps 1.0 | num_updates 200\n"
+        "x | early stop since valid performance hasn't improved for last 15 runs\n")
+    (folder / "result.json").write_text(json.dumps({"train_wall_s": 20, "test_edit": 17.0}))
+    out = tmp_path / "out"
+    gather.main(["--task", "spelling", "--out", str(out), "--baseline", "MLE",
+                 "--previous", f"{earlier}#mle=MLE", "--previous", f"{earlier}#searnn_sll=sLL",
+                 f"sLL, seed 1={folder}"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["summary"]["MLE"]["test"] == [21.0, 25.0]
+    assert summary["summary"]["sLL"]["test"] == [17.0]  # the new folder, not the earlier run
+    assert [(r["method"], r["seed"]) for r in summary["runs"]] == [
+        ("MLE", "1"), ("MLE", "2"), ("sLL", "1")]
+    with pytest.raises(SystemExit, match="no run of method 'kl'"):
+        gather.main(["--task", "spelling", "--out", str(out), "--previous", f"{earlier}#kl"])
