@@ -58,19 +58,6 @@ def read_run(task, spec):
             test_key: result[result_key]}
 
 
-def previous_runs(spec):
-    """``SUMMARY.json[#METHOD[=LABEL]]`` -> the run records it holds (of ``METHOD`` only,
-    which must be among them, renamed ``LABEL``), seeds as strings."""
-    path, _, selected = spec.partition("#")
-    method, _, label = selected.partition("=")
-    runs = json.loads(Path(path).read_text())["runs"]
-    if method:
-        runs = [r for r in runs if r["method"] == method]
-        if not runs:
-            raise SystemExit(f"--previous {spec!r}: no run of method {method!r} in {path}")
-    return [{**r, "method": label or r["method"], "seed": str(r["seed"])} for r in runs]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="*", help="LABEL, seed N=FOLDER")
@@ -86,7 +73,7 @@ def main(argv=None):
     _, _, valid_key, test_key, error, ylabel, title, logy = TASKS[args.task]
     new = [read_run(args.task, spec) for spec in args.runs]
     given = {(r["method"], r["seed"]) for r in new}
-    rows = [r for spec in args.previous for r in previous_runs(spec)
+    rows = [r for spec in args.previous for r in replication.previous_runs(spec)
             if (r["method"], r["seed"]) not in given] + new
     if not rows:
         raise SystemExit("no runs: give LABEL, seed N=FOLDER or --previous SUMMARY.json")

@@ -273,3 +273,27 @@ def test_replicate_protocol_and_retraining_on_folds_1_to_9(tmp_path, toy_file):
     table = (out / "summary.md").read_text()
     assert "| mle | 1 |" in table and "retrained on folds 1–9" in table
     assert json.loads((out / "summary.json").read_text())["runs"][0]["retrained"] == again
+
+
+def test_replicate_retrains_a_run_recorded_in_an_earlier_summary(tmp_path, toy_file):
+    """``--previous SUMMARY.json#METHOD=NAME``: a fold-1 run whose folder is gone is not
+    trained again; its record (renamed to the driver's run name) stands in, and ``--retrain``
+    trains folds 1–9 for the updates of its best validation."""
+    driver = helpers.load_example("ocr", "replicate")
+    earlier = tmp_path / "earlier.json"
+    record = {"method": "MLE, Adam", "seed": "1", "updates": 8, "stop": "patience",
+              "train_wall_s": 1.0, "s_per_update": 0.1, "best_valid_hamming": 40.0,
+              "test_hamming": 41.0, "valid_curve": [[2, 50.0], [4, 40.0], [6, 45.0]]}
+    earlier.write_text(json.dumps({"summary": {}, "runs": [record]}))
+    out = tmp_path / "runs"
+    (first,) = driver.main([
+        "--data", str(toy_file), "--out", str(out), "--methods", "mle", "--seeds", "1",
+        "--previous", f"{earlier}#MLE, Adam=mle", "--cap-minutes", "5", "--retrain", "--",
+        "--ocr-hidden-size", "8", "--ocr-embed-dim", "4", "--batch-size", "8"])
+    assert not (out / "mle-seed1").exists()
+    assert (first["method"], first["seed"], first["test_hamming"]) == ("mle", 1, 41.0)
+    assert first["retrained"]["chosen_updates"] == 4 == first["retrained"]["updates"]
+    assert "'max_update': 4" in (out / "mle-seed1-folds1-9" / "train.log").read_text()
+    with pytest.raises(SystemExit, match="no run of method 'kl'"):
+        driver.main(["--data", str(toy_file), "--out", str(out), "--previous",
+                     f"{earlier}#kl=kl"])

@@ -22,6 +22,9 @@ runs whose ``result.json`` exists are not run again.
 test fold (folds 1–9, no validation), for the number of updates its fold-1 run chose (the
 update of its best checkpoint), and scores that last checkpoint on the test fold
 (``OUT/NAME-seedS-folds1-9``; the same wall-time cap; a second table in ``summary.md``).
+``--previous SUMMARY.json#METHOD=NAME`` takes fold-1 runs from an earlier summary (e.g.
+``docs/results/ocr-converged/summary.json#KL α 80, Adam 1e-3=kl-alpha80``) instead of
+training them again, so that ``--retrain`` can follow runs whose folders are gone.
 """
 
 import argparse
@@ -68,8 +71,13 @@ def run_recipe(args, parsed, seed, out, recipe_options, train_options):
 
 
 def run_one(args, parsed, seed):
-    """The (method, seed) trained on folds 2–9 under the protocol, validated on fold 1."""
+    """The (method, seed) trained on folds 2–9 under the protocol, validated on fold 1; a run
+    of ``args.previous`` whose folder holds no result is not trained again: its record
+    stands in."""
     name = parsed[2]
+    earlier = args.previous.get((name, str(seed)))
+    if earlier and not (args.out / f"{name}-seed{seed}" / "result.json").exists():
+        return {**earlier, "method": name, "seed": seed}
     res, text = run_recipe(args, parsed, seed, args.out / f"{name}-seed{seed}", [],
                            schedule_args(args))
     return {"method": name, "seed": seed,
@@ -146,8 +154,15 @@ def main(argv=None):
     p.add_argument("--clip-norm", type=float, default=5.0)
     p.add_argument("--retrain", action="store_true",
                    help="then retrain each run on folds 1-9 for the updates fold 1 chose")
+    p.add_argument("--previous", action="append", default=[],
+                   metavar="SUMMARY.json[#METHOD[=NAME]]",
+                   help="fold-1 runs recorded in an earlier summary.json (only METHOD's, "
+                   "renamed to this driver's run NAME, e.g. kl-alpha80) are not trained "
+                   "again when their folder is gone: their records stand in (for --retrain)")
     args, extra = p.parse_known_args(argv)
     args.extra = extra[1:] if extra[:1] == ["--"] else extra
+    args.previous = {(r["method"], r["seed"]): r
+                     for spec in args.previous for r in replication.previous_runs(spec)}
     args.out.mkdir(parents=True, exist_ok=True)
     if args.alpha and min(args.alpha) <= 0:
         p.error(f"--alpha {args.alpha}: every value must be > 0")

@@ -62,6 +62,20 @@ def run_record(log_text, metric, train_wall_s, valid_key):
             valid_key: min((v for _, v in curve), default=float("nan"))}
 
 
+def previous_runs(spec):
+    """``SUMMARY.json[#METHOD[=LABEL]]`` -> the run records of an earlier ``summary.json`` (a
+    driver's or ``analysis/replication_runs.py``'s; of ``METHOD`` only, which must be among
+    them, renamed ``LABEL``), seeds as strings. Raises ``SystemExit`` when none match."""
+    path, _, selected = spec.partition("#")
+    method, _, label = selected.partition("=")
+    runs = json.loads(Path(path).read_text())["runs"]
+    if method:
+        runs = [r for r in runs if r["method"] == method]
+        if not runs:
+            raise SystemExit(f"--previous {spec!r}: no run of method {method!r} in {path}")
+    return [{**r, "method": label or r["method"], "seed": str(r["seed"])} for r in runs]
+
+
 def schedule_args(validate_every, patience_updates, cap_minutes):
     """fairseq-train options of the converged-runs protocol, the same for every method:
     validation (and the best checkpoint) every ``validate_every`` updates, a run stopped when
