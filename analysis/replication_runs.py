@@ -29,13 +29,14 @@ from pathlib import Path
 from fairseq_searnn.recipes import replication
 
 # per task: (metric in fairseq's validation lines, test error in result.json, the record's
-# valid / test keys as the drivers name them, header, y label, title, log-scale y)
+# valid / test keys as the drivers name them, header, y label, title, error axis)
 TASKS = {
     "ocr": ("hamming", "test_hamming_error_percent", "best_valid_hamming", "test_hamming",
             "Hamming error %", "validation Hamming error (%), fold 1",
-            "OCR (Taskar et al.): validation during training", True),
+            "OCR (Taskar et al.): validation during training", {"logy": True}),
     "spelling": ("searnn_edit", "test_edit", "best_valid_edit", "test_edit", "edit error %",
-                 "validation edit error (%)", "Spelling: validation during training", False),
+                 "validation edit error (%)", "Spelling: validation during training",
+                 {"zoom": 1.6}),
 }
 
 
@@ -70,7 +71,7 @@ def main(argv=None):
     p.add_argument("--baseline", help="the method (a LABEL without its ', seed N') whose mean "
                    "best validation the other runs' time to reach is measured against")
     args = p.parse_args(argv)
-    _, _, valid_key, test_key, error, ylabel, title, logy = TASKS[args.task]
+    _, _, valid_key, test_key, error, ylabel, title, axis = TASKS[args.task]
     new = [read_run(args.task, spec) for spec in args.runs]
     given = {(r["method"], r["seed"]) for r in new}
     rows = [r for spec in args.previous for r in replication.previous_runs(spec)
@@ -81,7 +82,7 @@ def main(argv=None):
         raise SystemExit(f"--baseline {args.baseline!r} is none of the runs' methods")
     args.out.mkdir(parents=True, exist_ok=True)
     replication.write_converged(rows, args.out, test_key, valid_key, error, ylabel, title,
-                                baseline=args.baseline, logy=logy)
+                                baseline=args.baseline, **axis)
 
 
 if __name__ == "__main__":

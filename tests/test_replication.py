@@ -168,6 +168,14 @@ def test_multi30k_seed_means_skip_what_they_are_told():
         in text
 
 
+def test_zoomed_ylim_runs_from_the_lowest_value_to_zoom_times_it(tmp_path):
+    series = [("a", [1, 2], [70.0, 20.0]), ("b", [1, 2, 3], [60.0, 18.0, 16.0])]
+    bottom, top = replication.zoomed_ylim(series, 1.5)
+    assert (round(bottom, 6), top) == (15.6, 24.0)
+    assert replication.plot_curves(series, "x", "y", "t", tmp_path / "c.png", zoom=1.5)
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
 def test_alpha_variants_sweep_only_the_methods_that_take_alpha():
     methods = [("mle", [], "mle"), ("kl", ["--rollin", "learned"], "kl-learned"),
                ("ll", [], "ll")]

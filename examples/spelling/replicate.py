@@ -126,7 +126,7 @@ def criterion(method):
 
 def summarise(results, out, title):
     replication.write_converged(results, out, "test_edit", "best_valid_edit", "edit error %",
-                                "validation edit error (%)", title)
+                                "validation edit error (%)", title, zoom=1.6)
 
 
 def main(argv=None):

@@ -144,7 +144,7 @@ def equal_quality_table(results, valid_key, baseline="mle"):
 
 
 def write_converged(results, folder, test_key, valid_key, error, ylabel, title, extra=(),
-                    baseline="mle", logy=False):
+                    baseline="mle", logy=False, zoom=None):
     """``folder/summary.md`` (the :func:`converged_table`, the ``extra`` lines, then the
     :func:`equal_quality_table` when a ``baseline`` run is among them), ``summary.json``
     (``{"summary", "runs"}``) and the :func:`plot_converged` curves of converged runs; prints
@@ -158,19 +158,19 @@ def write_converged(results, folder, test_key, valid_key, error, ylabel, title, 
     (folder / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
                                                     indent=1) + "\n")
     print("\n".join(lines))
-    plot_converged(results, ylabel, title, folder, logy)
+    plot_converged(results, ylabel, title, folder, logy, zoom)
 
 
-def plot_converged(results, ylabel, title, folder, logy=False):
+def plot_converged(results, ylabel, title, folder, logy=False, zoom=None):
     """Validation curves of converged runs (``valid_curve``: ``[(updates, error)]``) against
     training wall time (``curves.png``, from each run's ``s_per_update``) and against updates
-    (``curves-updates.png``); ``logy``: logarithmic error axis."""
+    (``curves-updates.png``); ``logy``, ``zoom``: the error axis as :func:`plot_curves`'s."""
     for suffix, xlabel, scale in (("", "training wall time (min, 1 thread)",
                                    lambda r: r["s_per_update"] / 60),
                                   ("-updates", "updates", lambda r: 1.0)):
         plot_curves([(r["method"], [u * scale(r) for u, _ in r["valid_curve"]],
                       [v for _, v in r["valid_curve"]]) for r in results],
-                    xlabel, ylabel, title, Path(folder) / f"curves{suffix}.png", logy)
+                    xlabel, ylabel, title, Path(folder) / f"curves{suffix}.png", logy, zoom)
 
 
 def parse_method(spec, methods, plain=("mle",)):
@@ -244,10 +244,18 @@ def mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def plot_curves(series, xlabel, ylabel, title, path, logy=False):
+def zoomed_ylim(series, zoom):
+    """``(bottom, top)`` of a y axis showing ``(label, xs, ys)`` series from their lowest
+    value ``low`` (with a margin of 5 % of the range) to ``zoom`` × ``low``."""
+    low = min(y for _, _, ys in series for y in ys)
+    return low - 0.05 * (zoom - 1) * low, zoom * low
+
+
+def plot_curves(series, xlabel, ylabel, title, path, logy=False, zoom=None):
     """One line per ``(label, xs, ys)``; lines sharing a label share a colour and one legend
-    entry (``logy``: logarithmic y axis). Writes a PNG to ``path``; returns False when
-    matplotlib is missing."""
+    entry (``logy``: logarithmic y axis; ``zoom``: the y axis from the lowest value to
+    ``zoom`` × it, so that the ends of the curves are told apart and the first points leave
+    the top). Writes a PNG to ``path``; returns False when matplotlib is missing."""
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq leaves DEBUG on
     try:
         import matplotlib
@@ -264,6 +272,8 @@ def plot_curves(series, xlabel, ylabel, title, path, logy=False):
         ax.plot(xs, ys, color=color, alpha=0.8, marker=".", label=label if new else None)
     if logy:
         ax.set_yscale("log")
+    if zoom:
+        ax.set_ylim(*zoomed_ylim(series, zoom))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
