@@ -78,6 +78,8 @@ def main(argv=None):
             if (r["method"], r["seed"]) not in given] + new
     if not rows:
         raise SystemExit("no runs: give LABEL, seed N=FOLDER or --previous SUMMARY.json")
+    order = {m: i for i, m in enumerate(dict.fromkeys(r["method"] for r in rows))}
+    rows.sort(key=lambda r: (order[r["method"]], int(r["seed"]) if r["seed"].isdigit() else 0))
     if args.baseline and args.baseline not in {r["method"] for r in rows}:
         raise SystemExit(f"--baseline {args.baseline!r} is none of the runs' methods")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -288,10 +288,11 @@ def test_replication_runs_takes_again_the_runs_of_an_earlier_summary(tmp_path):
     out = tmp_path / "out"
     gather.main(["--task", "spelling", "--out", str(out), "--baseline", "MLE",
                  "--previous", f"{earlier}#mle=MLE", "--previous", f"{earlier}#searnn_sll=sLL",
-                 f"sLL, seed 1={folder}"])
+                 f"sLL, seed 1={folder}", f"MLE, seed 1={folder}"])
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["summary"]["MLE"]["test"] == [21.0, 25.0]
-    assert summary["summary"]["sLL"]["test"] == [17.0]  # the new folder, not the earlier run
+    # the new folders, not the earlier runs; each method's runs in the order of their seeds
+    assert summary["summary"]["MLE"]["test"] == [17.0, 25.0]
+    assert summary["summary"]["sLL"]["test"] == [17.0]
     assert [(r["method"], r["seed"]) for r in summary["runs"]] == [
         ("MLE", "1"), ("MLE", "2"), ("sLL", "1")]
     with pytest.raises(SystemExit, match="no run of method 'kl'"):
