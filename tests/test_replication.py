@@ -205,6 +205,10 @@ def test_stop_reason_and_the_ocr_protocol():
     assert replication.stop_reason("Stopping training due to cumulative_training_time: 1.6 > "
                                    "stop_time_hours: 1.5 hour(s)\ndone training") == "cap"
     assert replication.stop_reason("done training in 3.0 seconds") == "max-epoch"
+    # a run with a cap that ends on --max-update (the config line names stop_time_hours)
+    config = "{'optimization': {'max_update': 7400, 'stop_time_hours': 0.3667}}\n"
+    assert replication.stop_reason(config + "Stopping training due to num_updates: 7400 >= "
+                                   "max_update: 7400\ndone training") == "max-update"
 
 
 def test_equal_quality_table_times_the_first_validation_at_mle_best():

@@ -41,7 +41,7 @@ def stop_reason(log_text):
     (``--stop-time-hours``), ``max-update`` / ``max-epoch``, or ``unknown``."""
     if "early stop since valid performance hasn't improved" in log_text:
         return "patience"
-    if "stop_time_hours" in log_text and "Stopping training due to" in log_text:
+    if "Stopping training due to cumulative_training_time" in log_text:
         return "cap"
     if "Stopping training due to num_updates" in log_text:
         return "max-update"
