@@ -301,3 +301,8 @@ def test_replication_runs_takes_again_the_runs_of_an_earlier_summary(tmp_path):
         ("MLE", "1"), ("MLE", "2"), ("sLL", "1")]
     with pytest.raises(SystemExit, match="no run of method 'kl'"):
         gather.main(["--task", "spelling", "--out", str(out), "--previous", f"{earlier}#kl"])
+    with pytest.raises(SystemExit, match="no file"):
+        gather.main(["--task", "spelling", "--out", str(out), "--previous", f"{folder}/x.json"])
+    with pytest.raises(SystemExit, match="holds no 'runs'"):
+        gather.main(["--task", "spelling", "--out", str(out), "--previous",
+                     str(folder / "result.json")])

@@ -68,7 +68,11 @@ def previous_runs(spec):
     them, renamed ``LABEL``), seeds as strings. Raises ``SystemExit`` when none match."""
     path, _, selected = spec.partition("#")
     method, _, label = selected.partition("=")
-    runs = json.loads(Path(path).read_text())["runs"]
+    if not Path(path).is_file():
+        raise SystemExit(f"--previous {spec!r}: no file {path}")
+    runs = json.loads(Path(path).read_text()).get("runs")
+    if not isinstance(runs, list):
+        raise SystemExit(f"--previous {spec!r}: {path} holds no 'runs' (not a summary.json)")
     if method:
         runs = [r for r in runs if r["method"] == method]
         if not runs:
