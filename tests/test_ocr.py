@@ -293,6 +293,7 @@ def test_replicate_retrains_a_run_recorded_in_an_earlier_summary(tmp_path, toy_f
     assert not (out / "mle-seed1").exists()
     assert (first["method"], first["seed"], first["test_hamming"]) == ("mle", 1, 41.0)
     assert first["retrained"]["chosen_updates"] == 4 == first["retrained"]["updates"]
+    assert first["retrained"]["stop"] == "max-update"
     assert "'max_update': 4" in (out / "mle-seed1-folds1-9" / "train.log").read_text()
     with pytest.raises(SystemExit, match="no run of method 'kl'"):
         driver.main(["--data", str(toy_file), "--out", str(out), "--previous",

@@ -72,10 +72,10 @@ def run_recipe(args, parsed, seed, out, recipe_options, train_options):
 
 def run_one(args, parsed, seed):
     """The (method, seed) trained on folds 2–9 under the protocol, validated on fold 1; a run
-    of ``args.previous`` whose folder holds no result is not trained again: its record
-    stands in."""
+    of ``--previous`` (``args.recorded``) whose folder holds no result is not trained again:
+    its record stands in."""
     name = parsed[2]
-    earlier = args.previous.get((name, str(seed)))
+    earlier = args.recorded.get((name, str(seed)))
     if earlier and not (args.out / f"{name}-seed{seed}" / "result.json").exists():
         return {**earlier, "method": name, "seed": seed}
     res, text = run_recipe(args, parsed, seed, args.out / f"{name}-seed{seed}", [],
@@ -161,7 +161,7 @@ def main(argv=None):
                    "again when their folder is gone: their records stand in (for --retrain)")
     args, extra = p.parse_known_args(argv)
     args.extra = extra[1:] if extra[:1] == ["--"] else extra
-    args.previous = {(r["method"], r["seed"]): r
+    args.recorded = {(r["method"], r["seed"]): r
                      for spec in args.previous for r in replication.previous_runs(spec)}
     args.out.mkdir(parents=True, exist_ok=True)
     if args.alpha and min(args.alpha) <= 0:
