@@ -28,17 +28,6 @@ from pathlib import Path
 
 from fairseq_searnn.recipes import replication
 
-# per task: (metric in fairseq's validation lines, test error in result.json, the record's
-# valid / test keys as the drivers name them, header, y label, title, error axis)
-TASKS = {
-    "ocr": ("hamming", "test_hamming_error_percent", "best_valid_hamming", "test_hamming",
-            "Hamming error %", "validation Hamming error (%), fold 1",
-            "OCR (Taskar et al.): validation during training", {"logy": True}),
-    "spelling": ("searnn_edit", "test_edit", "best_valid_edit", "test_edit", "edit error %",
-                 "validation edit error (%)", "Spelling: validation during training",
-                 {"zoom": 1.6}),
-}
-
 
 def read_run(task, spec):
     """``LABEL[, seed N]=FOLDER`` -> the run's record in the drivers' format (``method``,
@@ -47,16 +36,16 @@ def read_run(task, spec):
     label, sep, folder = spec.partition("=")
     if not sep:
         raise SystemExit(f"{spec!r}: expected LABEL=FOLDER")
-    metric, result_key, valid_key, test_key = TASKS[task][:4]
+    report = replication.REPORTS[task]
     folder = Path(folder)
     result = json.loads((folder / "result.json").read_text())
-    record = replication.run_record((folder / "train.log").read_text(), metric,
-                                    result["train_wall_s"], valid_key)
+    record = replication.run_record((folder / "train.log").read_text(), report.metric,
+                                    result["train_wall_s"], report.valid_key)
     if record["stop"] == "unknown":
         record["stop"] = "stopped"
     method, _, seed = label.rpartition(", seed ")
     return {"method": method or label, "seed": seed or "-", "folder": str(folder), **record,
-            test_key: result[result_key]}
+            report.test_key: result[report.result_key]}
 
 
 def main(argv=None):
@@ -66,12 +55,11 @@ def main(argv=None):
                    metavar="SUMMARY.json[#METHOD[=LABEL]]",
                    help="the runs of an earlier summary.json (only METHOD's after a '#', "
                    "renamed LABEL after a '=')")
-    p.add_argument("--task", required=True, choices=sorted(TASKS))
+    p.add_argument("--task", required=True, choices=sorted(replication.REPORTS))
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--baseline", help="the method (a LABEL without its ', seed N') whose mean "
                    "best validation the other runs' time to reach is measured against")
     args = p.parse_args(argv)
-    _, _, valid_key, test_key, error, ylabel, title, axis = TASKS[args.task]
     new = [read_run(args.task, spec) for spec in args.runs]
     given = {(r["method"], r["seed"]) for r in new}
     rows = [r for spec in args.previous for r in replication.previous_runs(spec)
@@ -83,8 +71,8 @@ def main(argv=None):
     if args.baseline and args.baseline not in {r["method"] for r in rows}:
         raise SystemExit(f"--baseline {args.baseline!r} is none of the runs' methods")
     args.out.mkdir(parents=True, exist_ok=True)
-    replication.write_converged(rows, args.out, test_key, valid_key, error, ylabel, title,
-                                baseline=args.baseline, **axis)
+    replication.write_converged(rows, args.out, replication.REPORTS[args.task],
+                                baseline=args.baseline)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ from pathlib import Path
 from fairseq_searnn import recipes
 from fairseq_searnn.recipes import METHODS, replication
 
+REPORT = replication.REPORTS["ocr"]
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -81,8 +83,8 @@ def run_one(args, parsed, seed):
     res, text = run_recipe(args, parsed, seed, args.out / f"{name}-seed{seed}", [],
                            schedule_args(args))
     return {"method": name, "seed": seed,
-            **replication.run_record(text, "hamming", res["train_wall_s"], "best_valid_hamming"),
-            "test_hamming": res["test_hamming_error_percent"]}
+            **replication.run_record(text, REPORT.metric, res["train_wall_s"], REPORT.valid_key),
+            REPORT.test_key: res[REPORT.result_key]}
 
 
 def best_update(curve):
@@ -122,10 +124,7 @@ def retrain_table(results):
 
 def summarise(args, results):
     retrained = ["", *retrain_table(results)] if any("retrained" in r for r in results) else []
-    replication.write_converged(results, args.out, "test_hamming", "best_valid_hamming",
-                                "Hamming error %", "validation Hamming error (%), fold 1",
-                                "OCR (Taskar et al.): validation during training", retrained,
-                                logy=True)
+    replication.write_converged(results, args.out, REPORT, extra=retrained)
 
 
 def main(argv=None):

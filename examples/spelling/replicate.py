@@ -37,6 +37,8 @@ from pathlib import Path
 from fairseq_searnn import recipes
 from fairseq_searnn.recipes import replication
 
+REPORT = replication.REPORTS["spelling"]
+
 HERE = Path(__file__).resolve().parent
 
 # settings per method: the criterion options of train.sh (every method validates every
@@ -92,8 +94,8 @@ def run_one(args, parsed, seed):
         result_file.write_text(json.dumps(res, indent=1))
     text = (out / "train.log").read_text()
     return {"method": name, "seed": seed,
-            **replication.run_record(text, "searnn_edit", res["train_wall_s"], "best_valid_edit"),
-            "test_edit": res["test_edit"], "evaluate_output": res["evaluate_output"]}
+            **replication.run_record(text, REPORT.metric, res["train_wall_s"], REPORT.valid_key),
+            REPORT.test_key: res[REPORT.result_key], "evaluate_output": res["evaluate_output"]}
 
 
 def train_env(data, method, policy_env, out, seed):
@@ -125,8 +127,7 @@ def criterion(method):
 
 
 def summarise(results, out, title):
-    replication.write_converged(results, out, "test_edit", "best_valid_edit", "edit error %",
-                                "validation edit error (%)", title, zoom=1.6)
+    replication.write_converged(results, out, REPORT, title)
 
 
 def main(argv=None):

@@ -10,7 +10,37 @@ import logging
 import re
 import statistics
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Report:
+    """How a task's converged runs are read and shown, by its driver and by
+    ``analysis/replication_runs.py``: the ``metric`` of fairseq's validation lines, the test
+    error's key in ``result.json`` (``result_key``), the run record's best-validation and test
+    keys, the tables' ``error`` header, the curves' y label and title, and their error axis
+    (:func:`plot_curves`'s ``logy`` / ``zoom``)."""
+    metric: str
+    result_key: str
+    valid_key: str
+    test_key: str
+    error: str
+    ylabel: str
+    title: str
+    logy: bool = False
+    zoom: Optional[float] = None
+
+
+REPORTS = {
+    "ocr": Report("hamming", "test_hamming_error_percent", "best_valid_hamming", "test_hamming",
+                  "Hamming error %", "validation Hamming error (%), fold 1",
+                  "OCR (Taskar et al.): validation during training", logy=True),
+    "spelling": Report("searnn_edit", "test_edit", "best_valid_edit", "test_edit",
+                       "edit error %", "validation edit error (%)",
+                       "Spelling: validation during training", zoom=1.6),
+}
 
 
 def valid_curve(log_text, metric, subset="valid"):
@@ -147,22 +177,22 @@ def equal_quality_table(results, valid_key, baseline="mle"):
     return lines
 
 
-def write_converged(results, folder, test_key, valid_key, error, ylabel, title, extra=(),
-                    baseline="mle", logy=False, zoom=None):
+def write_converged(results, folder, report, title=None, extra=(), baseline="mle"):
     """``folder/summary.md`` (the :func:`converged_table`, the ``extra`` lines, then the
     :func:`equal_quality_table` when a ``baseline`` run is among them), ``summary.json``
-    (``{"summary", "runs"}``) and the :func:`plot_converged` curves of converged runs; prints
-    the tables."""
-    lines, summary = converged_table(results, test_key, valid_key, error)
+    (``{"summary", "runs"}``) and the :func:`plot_converged` curves of converged runs, as the
+    task's :class:`Report` says (``title`` instead of its title); prints the tables."""
+    lines, summary = converged_table(results, report.test_key, report.valid_key, report.error)
     lines += list(extra)
-    quality = equal_quality_table(results, valid_key, baseline)
+    quality = equal_quality_table(results, report.valid_key, baseline)
     lines += ["", *quality] if quality else []
     folder = Path(folder)
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
     (folder / "summary.json").write_text(json.dumps({"summary": summary, "runs": results},
                                                     indent=1) + "\n")
     print("\n".join(lines))
-    plot_converged(results, ylabel, title, folder, logy, zoom)
+    plot_converged(results, report.ylabel, title or report.title, folder, report.logy,
+                   report.zoom)
 
 
 def plot_converged(results, ylabel, title, folder, logy=False, zoom=None):
