@@ -36,16 +36,14 @@ def read_run(task, spec):
     label, sep, folder = spec.partition("=")
     if not sep:
         raise SystemExit(f"{spec!r}: expected LABEL=FOLDER")
-    report = replication.REPORTS[task]
     folder = Path(folder)
     result = json.loads((folder / "result.json").read_text())
-    record = replication.run_record((folder / "train.log").read_text(), report.metric,
-                                    result["train_wall_s"], report.valid_key)
+    record = replication.run_record((folder / "train.log").read_text(), result,
+                                    replication.REPORTS[task])
     if record["stop"] == "unknown":
         record["stop"] = "stopped"
     method, _, seed = label.rpartition(", seed ")
-    return {"method": method or label, "seed": seed or "-", "folder": str(folder), **record,
-            report.test_key: result[report.result_key]}
+    return {"method": method or label, "seed": seed or "-", "folder": str(folder), **record}
 
 
 def main(argv=None):

@@ -82,9 +82,7 @@ def run_one(args, parsed, seed):
         return {**earlier, "method": name, "seed": seed}
     res, text = run_recipe(args, parsed, seed, args.out / f"{name}-seed{seed}", [],
                            schedule_args(args))
-    return {"method": name, "seed": seed,
-            **replication.run_record(text, REPORT.metric, res["train_wall_s"], REPORT.valid_key),
-            REPORT.test_key: res[REPORT.result_key]}
+    return {"method": name, "seed": seed, **replication.run_record(text, res, REPORT)}
 
 
 def best_update(curve):

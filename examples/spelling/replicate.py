@@ -94,8 +94,7 @@ def run_one(args, parsed, seed):
         result_file.write_text(json.dumps(res, indent=1))
     text = (out / "train.log").read_text()
     return {"method": name, "seed": seed,
-            **replication.run_record(text, REPORT.metric, res["train_wall_s"], REPORT.valid_key),
-            REPORT.test_key: res[REPORT.result_key], "evaluate_output": res["evaluate_output"]}
+            **replication.run_record(text, res, REPORT), "evaluate_output": res["evaluate_output"]}
 
 
 def train_env(data, method, policy_env, out, seed):

@@ -80,16 +80,19 @@ def stop_reason(log_text):
     return "unknown"
 
 
-def run_record(log_text, metric, train_wall_s, valid_key):
-    """The driver-independent part of a converged run's record, read off its fairseq log:
-    ``updates``, ``stop`` (:func:`stop_reason`), ``train_wall_s``, ``s_per_update``,
-    ``valid_curve`` (of ``metric``) and its minimum under ``valid_key`` (NaN without a
-    validation)."""
-    curve = valid_curve(log_text, metric)
+def run_record(log_text, result, report):
+    """The driver-independent part of a converged run's record, read off its fairseq log and
+    its ``result.json`` (``result``) as the task's :class:`Report` names them: ``updates``,
+    ``stop`` (:func:`stop_reason`), ``train_wall_s``, ``s_per_update``, ``valid_curve`` (of
+    ``report.metric``), its minimum under ``report.valid_key`` (NaN without a validation) and
+    the test error under ``report.test_key``."""
+    curve = valid_curve(log_text, report.metric)
     updates = train_updates(log_text)
-    return {"updates": updates, "stop": stop_reason(log_text), "train_wall_s": train_wall_s,
-            "s_per_update": train_wall_s / max(updates, 1), "valid_curve": curve,
-            valid_key: min((v for _, v in curve), default=float("nan"))}
+    wall = result["train_wall_s"]
+    return {"updates": updates, "stop": stop_reason(log_text), "train_wall_s": wall,
+            "s_per_update": wall / max(updates, 1), "valid_curve": curve,
+            report.valid_key: min((v for _, v in curve), default=float("nan")),
+            report.test_key: result[report.result_key]}
 
 
 def previous_runs(spec):
