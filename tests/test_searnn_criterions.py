@@ -393,7 +393,7 @@ def test_every_search_setting_comes_from_an_option():
              "rollout_focused_steps": 7, "reference": "best-suffix", "reference_cost": "bleu1",
              "tokens": 4, "token_sampling": "biased", "sampling_temperature": 3.0,
              "neighbors": 2, "cells": 5, "max_len_a": 1.5, "max_len_b": 7,
-             "fixed_length": True, "rollout_batch_size": 33}
+             "fixed_length": True, "rollout_batch_size": 33, "decode_dtype": "bfloat16"}
     assert set(other) == set(SEARCH_OPTIONS)
     cfg = SearnnConfig(**{SEARCH_OPTIONS[name]: value for name, value in other.items()})
     got = search_config(cfg)

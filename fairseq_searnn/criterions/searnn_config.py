@@ -17,6 +17,7 @@ from fairseq_searnn.search import (
     STRATEGIES,
     SearchConfig,
 )
+from fairseq_searnn.search.precision import DTYPES as DECODE_DTYPES
 
 #: the engine's setting behind each option (defaults come from :class:`SearchConfig`)
 SEARCH_OPTIONS = {
@@ -29,7 +30,7 @@ SEARCH_OPTIONS = {
     "sampling_temperature": "searnn_sampling_temperature", "neighbors": "searnn_neighbors",
     "cells": "searnn_cells", "max_len_a": "rollout_max_len_a",
     "max_len_b": "rollout_max_len_b", "fixed_length": "searnn_fixed_length",
-    "rollout_batch_size": "rollout_batch_size",
+    "rollout_batch_size": "rollout_batch_size", "decode_dtype": "searnn_decode_dtype",
 }
 
 
@@ -73,6 +74,11 @@ class SearnnConfig(FairseqDataclass):
     rollout_batch_size: int = _engine_field(
         "rollout_batch_size", "learned roll-outs decoded together (rows per chunk; bounds the "
         "memory of the roll-outs)")
+    searnn_decode_dtype: ChoiceEnum(list(DECODE_DTYPES)) = _engine_field(
+        "decode_dtype", "learned roll-ins and roll-outs, candidate scoring and greedy "
+        "validation decode on a copy of the weights in this dtype, cast at every step "
+        "(bfloat16: fast on AMX / AVX512-BF16 CPUs and recent GPUs); the training forward is "
+        "the task's (--searnn-autocast)")
     searnn_reference: ChoiceEnum(REFERENCE_POLICIES) = _engine_field(
         "reference", "reference policy: copy the target after the cell, or the best suffix of "
         "the target (Appendix C.2)")

@@ -1,19 +1,24 @@
-"""Incremental decoding on fairseq's decoder state: step, fork, expand, greedy continuation.
+"""Incremental decoding through a :class:`~fairseq_searnn.search.host.Host`: step, fork,
+expand, greedy continuation.
 
-Works for any ``FairseqEncoderDecoderModel`` whose decoder is a ``FairseqIncrementalDecoder``
-(fairseq's ``lstm`` and ``transformer`` families, the OCR model of the examples). Rows of a
-decoding batch index into one encoder pass: the encoder output is expanded with the encoder's
-``reorder_encoder_out`` and the decoder state with ``reorder_incremental_state_scripting``.
+Rows of a decoding batch index into one encoder pass (:meth:`Decoder.encoder_rows`); the
+decoder state of rows is forked with :meth:`Decoder.reorder`. A fairseq model is wrapped in its
+host (:func:`~fairseq_searnn.search.host.as_host`): fairseq's ``lstm`` and ``transformer``
+families, the OCR model of the examples, any ``FairseqIncrementalDecoder``.
 """
 
 from contextlib import contextmanager
 from typing import Dict, List, Optional
 
 import torch
-from fairseq import utils
 from torch import Tensor
 
+from fairseq_searnn.search.host import as_host
+
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
+#: greedy decoding drops finished rows from its batch once they are this share of it (fewer
+#: state reorders; finished rows computed meanwhile are ignored)
+COMPACT_SHARE = 0.25
 
 
 @contextmanager
@@ -31,52 +36,42 @@ class Decoder:
     """Greedy incremental decoding of a model's decoder over rows of one encoder pass.
 
     Args:
-        model: the encoder-decoder model (in eval mode, called under ``torch.no_grad``).
-        encoder_out: the encoder output for the ``B`` sentences of the batch.
+        model: a :class:`~fairseq_searnn.search.host.Host`, or a fairseq encoder-decoder model
+            (wrapped by ``as_host``; in eval mode, called under ``torch.no_grad``).
+        encoder_out: the encoder output for the ``B`` sentences of the batch (the model's own
+            format or the host's: ``Host.prepare`` is applied).
         pad, eos: the target dictionary's special ids.
         fixed_length: never choose EOS (fixed-length outputs: every decoding then runs to its
             ``max_len``, where EOS is forced).
     """
 
     def __init__(self, model, encoder_out, pad: int, eos: int, fixed_length: bool = False):
-        self.model = model
-        self.encoder_out = encoder_out
+        self.host = as_host(model)
+        self.model = self.host.model
+        self.encoder_out = self.host.prepare(encoder_out)
         self.pad = pad
         self.eos = eos
         self.fixed_length = fixed_length
 
     def encoder_rows(self, index: Tensor):
         """Encoder output for rows ``index: [R]`` (sentence of each row)."""
-        return self.model.encoder.reorder_encoder_out(self.encoder_out, index)
+        return self.host.encoder_rows(self.encoder_out, index)
 
     def step(self, prefix: Tensor, state: IncrementalState, encoder_out) -> Tensor:
         """Feed the last token of ``prefix: [R, L]`` (the full prefix, BOS=EOS first: a
-        Transformer takes positions from its length); returns float scores ``[R, V]`` for the
-        next token, pad (and EOS with ``fixed_length``) masked to ``-inf``. Updates ``state``
-        in place."""
-        out, _ = self.model.decoder(prefix, encoder_out=encoder_out, incremental_state=state)
-        scores = out[:, -1, :].float()
+        Transformer takes positions from its length); returns the scores (logits, the model's
+        dtype) ``[R, V]`` of the next token, pad (and EOS with ``fixed_length``) masked to
+        ``-inf``: their argmax is the greedy decision. Updates ``state`` in place."""
+        scores = self.host.step(prefix, state, encoder_out)
         scores[:, self.pad] = float("-inf")
         if self.fixed_length:
             scores[:, self.eos] = float("-inf")
         return scores
 
     def reorder(self, state: IncrementalState, index: Tensor, rows: int) -> IncrementalState:
-        """A new state holding rows ``index: [R']`` of ``state`` (``rows`` rows; left untouched).
-
-        fairseq's attention skips reordering cached encoder-decoder keys when the number of
-        rows is unchanged (a beam-search shortcut); a same-size reorder therefore goes through
-        an intermediate state with one extra row so that every cache is really reordered.
-        """
-        forked = utils.apply_to_sample(lambda t: t, state)
-        if len(forked) == 0:
-            return forked
-        if index.numel() == rows:
-            padded = torch.cat([index, index[:1]])
-            self.model.decoder.reorder_incremental_state_scripting(forked, padded)
-            index = torch.arange(index.numel(), device=index.device)
-        self.model.decoder.reorder_incremental_state_scripting(forked, index)
-        return forked
+        """A new state holding rows ``index: [R']`` of ``state`` (``rows`` rows; left
+        untouched)."""
+        return self.host.fork(state, index, rows)
 
     def has_fixed_size_state(self, prefix: Tensor) -> bool:
         """Whether the decoder's incremental state keeps the same shapes from one step to the
@@ -97,9 +92,7 @@ class Decoder:
         :func:`_leaves` order, found by reordering to ``rows + 1`` rows (fairseq's LSTM keeps
         ``[layers, B, H]`` hidden states, its attention caches ``[B, heads, T, d]``)."""
         index = torch.cat([torch.arange(rows), torch.zeros(1, dtype=torch.long)])
-        probe = utils.apply_to_sample(lambda t: t, state)
-        self.model.decoder.reorder_incremental_state_scripting(
-            probe, index.to(next(_leaves(state)).device))
+        probe = self.reorder(state, index.to(next(_leaves(state)).device), rows)
         dims = []
         for before, after in zip(_leaves(state), _leaves(probe)):
             changed = [d for d, (x, y) in enumerate(zip(before.shape, after.shape)) if x != y]
@@ -159,18 +152,22 @@ class Decoder:
         keep = budget.gt(0)
         finished[~keep] = True
         active, state, enc, cur = self._compact(active, keep, state, enc, prefix)
+        live = torch.ones_like(active, dtype=torch.bool)  # rows of ``active`` still decoding
         for s in range(steps):
             if active.numel() == 0:
                 break
-            scores = self.step(cur, state, enc)
-            nxt = scores.argmax(-1)
+            nxt = self.step(cur, state, enc).argmax(-1)
             ended = nxt.eq(self.eos)
-            tokens[active[~ended], s] = nxt[~ended]
-            spent = budget[active].le(s + 1)
-            done = ended | spent
+            write = live & ~ended
+            tokens[active[write], s] = nxt[write]
+            done = live & (ended | budget[active].le(s + 1))
             finished[active[done]] = True
+            live = live & ~done
             cur = torch.cat([cur, nxt.unsqueeze(1)], dim=1)
-            active, state, enc, cur = self._compact(active, ~done, state, enc, cur)
+            dead = live.numel() - int(live.sum())
+            if dead > 0 and (dead == live.numel() or dead > COMPACT_SHARE * live.numel()):
+                active, state, enc, cur = self._compact(active, live, state, enc, cur)
+                live = live[live]
         return tokens, finished
 
     def _compact(self, active, keep, state, enc, cur):
@@ -181,7 +178,7 @@ class Decoder:
         if index.numel() == 0:
             return active[index], state, enc, cur[index]
         state = self.reorder(state, index, keep.numel())
-        enc = self.model.encoder.reorder_encoder_out(enc, index)
+        enc = self.host.encoder_rows(enc, index)
         return active[index], state, enc, cur[index]
 
 

@@ -23,9 +23,10 @@ from torch import Tensor
 
 from fairseq_searnn import costs as cost_fns
 from fairseq_searnn import keyed_random
+from fairseq_searnn.search import precision, sampling
 from fairseq_searnn.search import reference as ref_policy
-from fairseq_searnn.search import sampling
 from fairseq_searnn.search.decoding import eval_mode
+from fairseq_searnn.search.host import Host
 from fairseq_searnn.search.rollin import (
     RolledIn,
     decode_rollin,
@@ -73,6 +74,9 @@ class SearchConfig:
     max_len_b: Optional[int] = None
     fixed_length: bool = False  # exactly |y| content tokens; EOS only at the EOS cell
     rollout_batch_size: int = 1024
+    # roll-ins, roll-outs, candidate scoring and greedy validation on a copy of the weights in
+    # this dtype (precision.DTYPES); the training forward is the caller's
+    decode_dtype: str = "float32"
 
 
 def length_bound(cfg: SearchConfig, src_lengths: Tensor, ref_lengths: Tensor) -> Tensor:
@@ -148,6 +152,8 @@ class Search:
         self.drawable = sampling.emittable_tokens(tgt_dict)  # what sampled sets draw from
         self.cost_fn = cost_fns.get_cost(cfg.cost)
         self.sel_cost = cost_fns.get_cost(cfg.reference_cost or cfg.cost)
+        self.decode_dtype = precision.dtype_of(cfg.decode_dtype)
+        self._low_precision = precision.LowPrecisionCopy(self.decode_dtype)
         self.policy = RolloutPolicy(
             mode=cfg.rollout, ref_prob=cfg.rollout_ref_prob,
             granularity=cfg.rollout_mix_granularity, focused_steps=cfg.rollout_focused_steps,
@@ -170,16 +176,29 @@ class Search:
         :meth:`finish`."""
         return self.finish(self.roll_in(model, sample, seed), keep_hypotheses=keep_hypotheses)
 
-    @torch.no_grad()
+    def decoding_model(self, model):
+        """What decodes for ``model`` (a fairseq model or a
+        :class:`~fairseq_searnn.search.host.Host`): itself in float32, else its copy in
+        ``decode_dtype`` holding its current weights (a host keeps its own precision)."""
+        return model if isinstance(model, Host) else self._low_precision(model)
+
+    def _region(self, model):
+        """No grad and the decoding dtype's own precision (an outer autocast disabled)."""
+        module = model.model if isinstance(model, Host) else model
+        return precision.decoding(self.decode_dtype, precision.device_of(module))
+
     def roll_in(self, model, sample, seed: int,
                 rollin_ref_prob: Optional[float] = None) -> RolledIn:
-        """Phase 1 (no grad, eval mode): the roll-in of every sentence of ``sample``.
-        ``rollin_ref_prob``: the mixed roll-in's reference probability for this batch (e.g.
-        scheduled), instead of the config's."""
-        with eval_mode(model):
-            return self._roll_in(model, sample, seed=seed, rollin_ref_prob=rollin_ref_prob)
+        """Phase 1 (no grad, eval mode): the roll-in of every sentence of ``sample`` by
+        ``model`` (a fairseq model or a host). ``rollin_ref_prob``: the mixed roll-in's
+        reference probability for this batch (e.g. scheduled), instead of the config's."""
+        with self._region(model):
+            decoding = self.decoding_model(model)
+            module = decoding.model if isinstance(decoding, Host) else decoding
+            with eval_mode(module):
+                return self._roll_in(decoding, sample, seed=seed,
+                                     rollin_ref_prob=rollin_ref_prob)
 
-    @torch.no_grad()
     def finish(self, batch: RolledIn, lprobs: Optional[Tensor] = None,
                keep_hypotheses: bool = False) -> SearchResult:
         """Phase 2 (no grad, eval mode): cells, candidates, roll-outs and costs of a rolled-in
@@ -189,10 +208,9 @@ class Search:
         roll-in cells, e.g. the detached output of the training forward pass; saves the
         scoring pass of the sampled criterions (:attr:`needs_scores`).
         """
-        with eval_mode(batch.model):
+        with self._region(batch.model), eval_mode(batch.model):
             return self._finish(batch, lprobs, keep_hypotheses)
 
-    @torch.no_grad()
     def greedy(self, model, sample, max_len_a: float = 0.0, max_len_b: int = 200) -> Tensor:
         """Greedy decoding of ``sample`` (``[B, T]``, EOS-terminated; the model's current
         mode): exactly ``|y|`` tokens with ``fixed_length``, else at most
@@ -202,8 +220,10 @@ class Search:
         ref = content(sample["target"], self.pad, self.eos)
         max_len = length_bound(cfg, sample["net_input"]["src_lengths"].to(ref.device),
                                ref.ne(self.pad).sum(1))
-        return greedy_decode(model, sample["net_input"], max_len=max_len, pad=self.pad,
-                             eos=self.eos, fixed_length=self.cfg.fixed_length)
+        with self._region(model):
+            return greedy_decode(self.decoding_model(model), sample["net_input"],
+                                 max_len=max_len, pad=self.pad, eos=self.eos,
+                                 fixed_length=self.cfg.fixed_length)
 
     def _roll_in(self, model, sample, seed, rollin_ref_prob):
         cfg, pad, eos = self.cfg, self.pad, self.eos
@@ -272,8 +292,9 @@ class Search:
             cand, mask = sampling.full_candidates(ref_act, self.allowed)
         else:
             if self.needs_scores and lprobs is None:
-                logits, _ = batch.model.decoder(prev_output_tokens(rollin, pad, eos),
-                                                encoder_out=batch.decoder.encoder_out)
+                decoder = batch.decoder
+                logits = decoder.host.score(prev_output_tokens(rollin, pad, eos),
+                                            decoder.encoder_out)
                 lprobs = torch.log_softmax(logits.float(), dim=-1)
             elif lprobs is not None:
                 lprobs = lprobs[:, : rollin.size(1)].float()

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from fairseq_searnn import keyed_random
 from fairseq_searnn.search.decoding import Decoder, IncrementalState, eval_mode, state_shapes
+from fairseq_searnn.search.host import as_host
 
 ROLLINS = ("reference", "learned", "mixed")
 
@@ -24,7 +25,8 @@ class RolledIn:
     """A batch after the roll-in, waiting for the roll-outs.
 
     Args:
-        model: the encoder-decoder model; net_input: the batch's encoder inputs.
+        model: the :class:`~fairseq_searnn.search.host.Host` that decodes (or a fairseq model,
+            wrapped by ``as_host``); net_input: the batch's encoder inputs.
         rollin: ``[B, T]`` EOS-terminated roll-in (the target for the reference roll-in).
         keys: ``[B]`` per-sentence random keys; ref: ``[B, Lr]`` reference content tokens;
         max_len: ``[B]`` content tokens a learned roll-in / roll-out may hold.
@@ -36,7 +38,9 @@ class RolledIn:
 
     def __init__(self, model, net_input, pad: int, eos: int, rollin: Tensor, keys: Tensor,
                  ref: Tensor, max_len: Tensor, fixed_length: bool = False):
-        self.model, self.net_input, self.pad, self.eos = model, net_input, pad, eos
+        self.host = as_host(model)
+        self.model = self.host.model  # the module whose mode decoding sets
+        self.net_input, self.pad, self.eos = net_input, pad, eos
         self.rollin, self.keys, self.ref, self.max_len = rollin, keys, ref, max_len
         self.fixed_length = fixed_length
         self.greedy = False
@@ -54,8 +58,8 @@ class RolledIn:
         """:class:`Decoder` over the batch's eval-mode encoder output (computed once)."""
         if self._decoder is None:
             with eval_mode(self.model), torch.no_grad():
-                encoder_out = self.model.encoder.forward_torchscript(self.net_input)
-            self._decoder = Decoder(self.model, encoder_out, pad=self.pad, eos=self.eos,
+                encoder_out = self.host.encode(self.net_input)
+            self._decoder = Decoder(self.host, encoder_out, pad=self.pad, eos=self.eos,
                                     fixed_length=self.fixed_length)
         return self._decoder
 
@@ -122,7 +126,8 @@ def decode_rollin(
 @torch.no_grad()
 def greedy_decode(model, net_input, max_len: Tensor, pad: int, eos: int,
                   fixed_length: bool = False) -> Tensor:
-    """Greedy decoding of a batch by ``model`` (its current mode; no grad).
+    """Greedy decoding of a batch by ``model`` (a fairseq model or a
+    :class:`~fairseq_searnn.search.host.Host`; its current mode; no grad).
 
     Args:
         net_input: the batch's ``net_input`` (fairseq's encoder inputs).
@@ -131,7 +136,7 @@ def greedy_decode(model, net_input, max_len: Tensor, pad: int, eos: int,
         fixed_length: exactly ``max_len`` content tokens (EOS never chosen before).
     Returns: ``[B, T]`` EOS-terminated hypotheses, pad after.
     """
-    encoder_out = model.encoder.forward_torchscript(net_input)
-    decoder = Decoder(model, encoder_out, pad=pad, eos=eos, fixed_length=fixed_length)
+    host = as_host(model)
+    decoder = Decoder(host, host.encode(net_input), pad=pad, eos=eos, fixed_length=fixed_length)
     return decode_rollin(decoder, max_len, reference_action=None, ref_prob=0.0, keys=None)
 

@@ -13,6 +13,7 @@ import json
 import logging
 from argparse import Namespace
 
+import torch
 from fairseq import utils
 from fairseq.data import encoders
 from fairseq.logging import metrics
@@ -21,6 +22,7 @@ from fairseq.tasks.translation import TranslationTask
 
 from fairseq_searnn import validation
 from fairseq_searnn.schedules import Schedulable
+from fairseq_searnn.search import precision
 from fairseq_searnn.tasks import searnn_translation_config as config
 from fairseq_searnn.tasks.searnn_translation_config import SearnnTranslationConfig
 
@@ -41,7 +43,10 @@ class SearnnTranslationTask(TranslationTask):
             config.check_best_metric(cfg, checkpoint_cfg.best_checkpoint_metric,
                                      checkpoint_cfg.maximize_best_checkpoint_metric)
         self.searnn_generator = None
+        self._generator_model = None  # the module searnn_generator decodes with
         self.searnn_tokenizer = None
+        self.autocast_dtype = precision.dtype_of(str(cfg.searnn_autocast))
+        self.decode_copy = precision.LowPrecisionCopy(self.autocast_dtype)  # validation
 
     # ----------------------------------------------------------------------------- schedules
 
@@ -96,17 +101,29 @@ class SearnnTranslationTask(TranslationTask):
             for name in ("rollin_ref_prob", "alpha"):
                 if values[name] is not None:
                     metrics.log_scalar(f"searnn_{name}", values[name], weight=0, round=4)
-        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+        if self.autocast_dtype == torch.float32:
+            return super().train_step(sample, model, criterion, optimizer, update_num,
+                                      ignore_grad)
+        # fairseq's step with the forward under autocast (the backward outside it)
+        model.train()
+        model.set_num_updates(update_num)
+        with precision.autocast(precision.device_of(model), self.autocast_dtype):
+            loss, sample_size, logging_output = criterion(model, sample)
+        if ignore_grad:
+            loss *= 0
+        optimizer.backward(loss)
+        return loss, sample_size, logging_output
 
     # ---------------------------------------------------------------------------- validation
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
         if self.cfg.eval_searnn_cost is not None:
-            self._build_searnn_generator(model)
+            self._build_searnn_generator(self.decode_copy(model))
         return model
 
     def _build_searnn_generator(self, model):
+        self._generator_model = model
         gen_args = {"beam": 1, **json.loads(self.cfg.eval_searnn_args)}
         self.searnn_generator = self.build_generator([model], Namespace(**gen_args))
         if str(self.cfg.eval_searnn_cost) == "bleu":
@@ -116,9 +133,12 @@ class SearnnTranslationTask(TranslationTask):
 
     def searnn_decode(self, sample, model):
         """Decoded hypotheses and references of ``sample`` as the strings that are scored."""
-        if self.searnn_generator is None:
+        model = self.decode_copy(precision.unwrap(model))  # itself in float32
+        if self.searnn_generator is None or self._generator_model is not model:
             self._build_searnn_generator(model)
-        gen_out = self.inference_step(self.searnn_generator, [model], sample, prefix_tokens=None)
+        with torch.autocast(device_type=precision.device_of(model).type, enabled=False):
+            gen_out = self.inference_step(self.searnn_generator, [model], sample,
+                                          prefix_tokens=None)
         pad = self.tgt_dict.pad()
         # distinct <unk> strings: an unknown word never matches (as fairseq's --eval-bleu)
         hyps = [self._text(out[0]["tokens"], "UNKNOWNTOKENINHYP") for out in gen_out]
@@ -132,7 +152,8 @@ class SearnnTranslationTask(TranslationTask):
         return self.searnn_tokenizer.decode(text) if self.searnn_tokenizer else text
 
     def valid_step(self, sample, model, criterion):
-        loss, sample_size, log = super().valid_step(sample, model, criterion)
+        with precision.autocast(precision.device_of(model), self.autocast_dtype):
+            loss, sample_size, log = super().valid_step(sample, model, criterion)
         if self.cfg.eval_searnn_cost is not None:
             hyps, refs = self.searnn_decode(sample, model)
             log.update(validation.sentence_stats(str(self.cfg.eval_searnn_cost), hyps, refs))

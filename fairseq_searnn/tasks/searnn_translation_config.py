@@ -18,6 +18,8 @@ from fairseq.tasks.translation import TranslationConfig
 from fairseq_searnn import schedules, validation
 
 ROLLIN_SCHEDULES = ("constant", "linear", "inverse-sigmoid")
+#: --searnn-autocast (float32: none)
+AUTOCAST_DTYPES = ("float32", "bfloat16")
 UNITS = schedules.UNITS
 
 
@@ -39,6 +41,12 @@ class SearnnTranslationConfig(TranslationConfig):
                                    "(e.g. moses; 'space': none), as --eval-bleu-detok"})
     eval_searnn_detok_args: str = field(
         default="{}", metadata={"help": "args of --eval-searnn-detok as a JSON string"})
+    searnn_autocast: ChoiceEnum(list(AUTOCAST_DTYPES)) = field(
+        default="float32", metadata={"help": "bfloat16: training and validation steps run their "
+                                     "forward under autocast to bfloat16 (weights, gradients "
+                                     "and optimizer state stay float32; no loss scaling), and "
+                                     "validation decodes on a bfloat16 copy of the weights "
+                                     "(float16 on CUDA: fairseq's --amp)"})
     searnn_rollin_schedule: ChoiceEnum(list(ROLLIN_SCHEDULES)) = field(
         default="constant", metadata={"help": "mixed roll-in's reference probability p_i: "
                                       "constant = start; linear = start -> end in L steps; "

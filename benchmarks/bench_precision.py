@@ -1,0 +1,247 @@
+"""Precision and the leaner decoding step: learned roll-outs and training steps in float32 and
+bfloat16, each change on its own, in one run (ratios within the run).
+
+Roll-outs (``--searnn-tokens 5``, learned roll-out, reference roll-in, every cell): content
+tokens generated per second by the engine as it was (fairseq's own decoder step, finished rows
+dropped at every step), with the lean ``lstm`` step, with finished rows dropped only once they
+are a quarter of the batch, with decoding in bfloat16 (``--searnn-decode-dtype``), against
+fairseq's ``SequenceGenerator`` (float32, greedy, ``prefix_tokens``) on the same prefixes.
+Steps (forward + backward + Adam): cross-entropy in float32, under autocast to bfloat16 (the
+task's ``--searnn-autocast``), and on a bfloat16 model with float32 master weights (what
+fairseq's ``--bf16`` does); the SeaRNN fine-tune step of ``examples/nmt/converged.py`` in the
+same variants as the roll-outs, then with the forward under autocast too.
+
+Untrained models by default (NMT shapes: vocabulary 8,000, 64 sentences, targets of 10-30
+tokens; learned roll-outs then run to their length limit); ``--prep DIR --checkpoint CKPT``
+times a trained translation model on its own training batches instead.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_precision.py [--archs lstm transformer] \\
+        [--repeats 3] [--json FILE] [--prep DIR --checkpoint CKPT]
+"""
+
+import argparse
+import contextlib
+import copy
+import functools
+import json
+import logging
+import platform
+from pathlib import Path
+
+import bench_engine  # beside this script
+import bench_nmt_converged
+import torch
+
+from fairseq_searnn.recipes import bench
+from fairseq_searnn.search import decoding, host, precision
+
+VOCAB, SENTENCES = 8000, 64
+ROLLOUT_ARGS = ["--rollin", "reference", "--rollout", "learned", "--searnn-tokens", "5",
+                "--searnn-cost", "bleu", "--rollout-max-len-a", "1.5", "--rollout-max-len-b",
+                "10"]
+#: the decoding variants, cumulative: (name, lean lstm step, compaction share, dtype)
+VARIANTS = [("float32, as before", False, 0.0, "float32"),
+            ("float32, lean lstm step", True, 0.0, "float32"),
+            ("float32, lean + lazy compaction", True, decoding.COMPACT_SHARE, "float32"),
+            ("bfloat16 decoding", True, decoding.COMPACT_SHARE, "bfloat16")]
+
+
+@contextlib.contextmanager
+def variant(lean: bool, share: float):
+    saved = host.LEAN_STEPS, decoding.COMPACT_SHARE
+    host.LEAN_STEPS, decoding.COMPACT_SHARE = lean, share
+    try:
+        yield
+    finally:
+        host.LEAN_STEPS, decoding.COMPACT_SHARE = saved
+
+
+def setup(args, arch):
+    """(task, model, cfg-argv builder, training samples)."""
+    if args.checkpoint:
+        model, cfg, task = bench_nmt_converged.load(args.prep, args.checkpoint)
+        samples = bench_nmt_converged.batches(task, args.batches, SENTENCES)
+
+        def crit(name, extra):
+            return bench_nmt_converged.criterion(task, cfg, ["--criterion", name, *extra])
+        return task, model, crit, samples
+    task, model, _ = bench.build(arch, VOCAB)
+
+    def crit(name, extra):
+        return bench.build(arch, VOCAB, name, extra)[2]
+    samples = [bench.batch(task, SENTENCES, seed=i) for i in range(args.batches)]
+    return task, model, crit, samples
+
+
+def rollouts(task, model, crit, samples, repeats):
+    """Roll-out tokens per second of every variant and of SequenceGenerator."""
+    from fairseq.sequence_generator import SequenceGenerator
+
+    model.eval()
+    out, reference = {}, None
+    for name, lean, share, dtype in VARIANTS:
+        c = crit("searnn_skl", [*ROLLOUT_ARGS, "--searnn-decode-dtype", dtype])
+        seconds, tokens, same, total = 0.0, 0, 0, 0
+        hyps = []
+        with variant(lean, share):
+            for sample in samples:
+                best = float("inf")
+                for _ in range(repeats):
+                    res = c.search.collect(model, sample, seed=1, keep_hypotheses=True)
+                    best = min(best, res.stats["time_rollouts"])
+                seconds += best
+                tokens += int(res.stats["decoded_tokens"])
+                hyps.append(res.hypotheses[1])
+        if reference is None:
+            reference = hyps
+        for h, r in zip(hyps, reference):
+            same += int((h == r).all(1).sum()) if h.shape == r.shape else sum(
+                int(a[a.ne(1)].tolist() == b[b.ne(1)].tolist()) for a, b in zip(h, r))
+            total += h.size(0)
+        out[name] = {"tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens,
+                     "same_rollouts_as_before": same / max(total, 1)}
+    d = task.target_dictionary
+    gen = SequenceGenerator([model], d, beam_size=1, max_len_a=1.5, max_len_b=10)
+    def generate():
+        n = 0
+        with torch.no_grad():
+            for sample in samples:
+                for hypos in gen.generate([model], sample):
+                    n += hypos[0]["tokens"].numel()
+        return n
+    seconds, n = bench.best_of(generate, repeats)
+    out["SequenceGenerator float32 (free decoding)"] = {"tokens_per_s": n / seconds}
+    return out
+
+
+class Bf16Master:
+    """fairseq's ``--bf16`` on a CPU: the model in bfloat16, float32 master weights stepped by
+    Adam, copied back after every step (``FP16Optimizer`` without loss scaling)."""
+
+    def __init__(self, model):
+        self.model = model.to(torch.bfloat16)
+        self.master = [p.detach().float().requires_grad_() for p in model.parameters()]
+        self.opt = torch.optim.Adam(self.master, lr=1e-4)
+
+    def step(self, crit, sample):
+        self.model.train()
+        self.model.zero_grad()
+        loss, size, _ = crit(self.model, sample)
+        (loss / size).backward()
+        for m, p in zip(self.master, self.model.parameters()):
+            m.grad = None if p.grad is None else p.grad.float()
+        self.opt.step()
+        with torch.no_grad():
+            for m, p in zip(self.master, self.model.parameters()):
+                p.copy_(m)
+
+
+def autocast_step(model, crit, sample):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        model.train()
+        opt.zero_grad()
+        with precision.autocast(precision.device_of(model), torch.bfloat16):
+            loss, size, _ = crit(model, sample)
+        (loss / size).backward()
+        opt.step()
+    return step
+
+
+def steps(task, model, crit, samples, repeats):
+    """Mean over samples of the best step time of each variant (same initial weights)."""
+    init = copy.deepcopy(model.state_dict())
+    searnn = bench_nmt_converged.SETTINGS["used"]
+    plans = [("cross-entropy, float32", "cross_entropy", [], None, "plain"),
+             ("cross-entropy, autocast bfloat16", "cross_entropy", [], None, "autocast"),
+             ("cross-entropy, bfloat16 model + float32 master (--bf16)", "cross_entropy", [],
+              None, "bf16")]
+    for name, lean, share, dtype in VARIANTS:
+        plans.append((f"SeaRNN fine-tune, {name}", searnn[1], searnn[2:] + [
+            "--searnn-decode-dtype", dtype], (lean, share), "plain"))
+    plans.append(("SeaRNN fine-tune, bfloat16 decoding + autocast", searnn[1], searnn[2:] + [
+        "--searnn-decode-dtype", "bfloat16"], (True, decoding.COMPACT_SHARE), "autocast"))
+    out = {}
+    for name, criterion, extra, toggles, mode in plans:
+        c = crit(criterion, extra)
+        times = []
+        with variant(*(toggles or (True, decoding.COMPACT_SHARE))):
+            for sample in samples:
+                model.load_state_dict(init)
+                if mode == "plain":
+                    times.append(bench_engine.step_time(task, model, c, sample, repeats)[0])
+                elif mode == "autocast":
+                    step = autocast_step(model, c, sample)
+                    times.append(bench.best_of(step, repeats + 1)[0])
+                else:
+                    m = Bf16Master(copy.deepcopy(model))
+                    step = functools.partial(m.step, c, sample)
+                    times.append(bench.best_of(step, repeats + 1)[0])
+        out[name] = sum(times) / len(times)
+        print(f"  {name}: {out[name]:.3f} s", flush=True)
+    return out
+
+
+def copy_cost(model, repeats=5):
+    """Seconds to refresh a bfloat16 copy of ``model``'s weights."""
+    cp = precision.LowPrecisionCopy(torch.bfloat16)
+    cp(model)
+    return bench.best_of(lambda: cp(model), repeats)[0]
+
+
+def table(res) -> str:
+    lines = []
+    for arch, r in res["archs"].items():
+        lines += [f"## {arch}", "", f"bfloat16 copy of the weights: {1000 * r['copy_s']:.1f} ms",
+                  "", "| roll-outs | tokens / s | x as before | x SequenceGenerator | same "
+                  "roll-outs as before |", "|---|---|---|---|---|"]
+        ro = r["rollouts"]
+        base = ro[VARIANTS[0][0]]["tokens_per_s"]
+        sg = ro["SequenceGenerator float32 (free decoding)"]["tokens_per_s"]
+        for name, row in ro.items():
+            same = row.get("same_rollouts_as_before")
+            lines.append(f"| {name} | {row['tokens_per_s']:.0f} | "
+                         f"{row['tokens_per_s'] / base:.2f} | {row['tokens_per_s'] / sg:.2f} | "
+                         f"{'' if same is None else f'{100 * same:.1f} %'} |")
+        lines += ["", "| step | s | x its float32 |", "|---|---|---|"]
+        st = r["steps"]
+        ce, se = st["cross-entropy, float32"], st[f"SeaRNN fine-tune, {VARIANTS[0][0]}"]
+        for name, s in st.items():
+            lines.append(f"| {name} | {s:.3f} | {(ce if 'cross' in name else se) / s:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--archs", nargs="+", default=["lstm", "transformer"])
+    p.add_argument("--batches", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--prep", type=Path)
+    p.add_argument("--checkpoint")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(1)
+    res = {"machine": {"torch": torch.__version__, "threads": 1,
+                       "processor": platform.processor(),
+                       "fast_bfloat16": precision.fast_bfloat16()}, "archs": {}}
+    archs = ["checkpoint"] if args.checkpoint else args.archs
+    for arch in archs:
+        torch.manual_seed(1)
+        task, model, crit, samples = setup(args, arch)
+        print(f"{arch}: roll-outs", flush=True)
+        r = {"copy_s": copy_cost(model), "rollouts": rollouts(task, model, crit, samples,
+                                                               args.repeats)}
+        print(f"{arch}: steps", flush=True)
+        r["steps"] = steps(task, model, crit, samples, args.repeats)
+        res["archs"][arch] = r
+    print(table(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    main()
