@@ -183,6 +183,50 @@ def steps(task, model, crit, samples, repeats):
     return out
 
 
+def agreement(task, model, crit, samples):
+    """bfloat16 decoding against float32 on the same cells and candidates (reference roll-in;
+    candidates drawn from the float32 teacher-forced scores): the share of learned roll-outs
+    with the same tokens, the mean absolute change of the cost vectors, and the share of cells
+    whose LL target (the minimum-cost candidate, ties broken by the same keyed draws)
+    changes. The SeaRNN fine-tune settings with every roll-out learned."""
+    from fairseq_searnn.search import losses
+
+    searnn = bench_nmt_converged.SETTINGS["used"]
+    extra = [*searnn[2:], "--rollout", "learned"]
+    crits = {d: crit(searnn[1], extra + ["--searnn-decode-dtype", d])
+             for d in ("float32", "bfloat16")}
+    model.eval()
+    same = rows = cells = changed = 0
+    abs_change, entries = 0.0, 0
+    for sample in samples:
+        with torch.no_grad():
+            lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
+        res = {}
+        for d, c in crits.items():
+            batch = c.search.roll_in(model, sample, seed=1)
+            res[d] = c.search.finish(batch, lprobs.float(), keep_hypotheses=True)
+        a, b = res["float32"], res["bfloat16"]
+        assert torch.equal(a.candidates, b.candidates) and torch.equal(a.mask, b.mask)
+        ha, hb = a.hypotheses[1], b.hypotheses[1]
+        width = max(ha.size(1), hb.size(1))
+        pad = task.target_dictionary.pad()
+        ha, hb = (torch.nn.functional.pad(h, (0, width - h.size(1)), value=pad)
+                  for h in (ha, hb))
+        learned = a.candidates[tuple(a.hypotheses[0].unbind(1))].ne(task.target_dictionary.eos())
+        same += int((ha == hb).all(1)[learned].sum())
+        rows += int(learned.sum())
+        abs_change += float((a.costs - b.costs).abs()[a.mask].sum())
+        entries += int(a.mask.sum())
+        best_a = losses.best_candidate(a.costs, a.mask, a.tiebreak)
+        best_b = losses.best_candidate(b.costs, b.mask, b.tiebreak)
+        cell = a.cells
+        changed += int((best_a != best_b)[cell].sum())
+        cells += int(cell.sum())
+    return {"learned_rollouts": rows, "same_rollouts": same / max(rows, 1),
+            "mean_abs_cost_change": abs_change / max(entries, 1),
+            "ll_target_changed": changed / max(cells, 1), "cells": cells}
+
+
 def copy_cost(model, repeats=5):
     """Seconds to refresh a bfloat16 copy of ``model``'s weights."""
     cp = precision.LowPrecisionCopy(torch.bfloat16)
@@ -204,6 +248,13 @@ def table(res) -> str:
             lines.append(f"| {name} | {row['tokens_per_s']:.0f} | "
                          f"{row['tokens_per_s'] / base:.2f} | {row['tokens_per_s'] / sg:.2f} | "
                          f"{'' if same is None else f'{100 * same:.1f} %'} |")
+        if "agreement" in r:
+            a = r["agreement"]
+            lines += ["", f"bfloat16 against float32 decoding ({a['learned_rollouts']} learned "
+                      f"roll-outs, {a['cells']} cells): same roll-outs "
+                      f"{100 * a['same_rollouts']:.1f} %, mean |cost change| "
+                      f"{a['mean_abs_cost_change']:.4f}, LL target changed in "
+                      f"{100 * a['ll_target_changed']:.1f} % of cells"]
         lines += ["", "| step | s | x its float32 |", "|---|---|---|"]
         st = r["steps"]
         ce, se = st["cross-entropy, float32"], st[f"SeaRNN fine-tune, {VARIANTS[0][0]}"]
@@ -235,6 +286,9 @@ def main(argv=None):
         r = {"copy_s": copy_cost(model), "rollouts": rollouts(task, model, crit, samples,
                                                                args.repeats)}
         print(f"{arch}: steps", flush=True)
+        if args.checkpoint:
+            print(f"{arch}: agreement", flush=True)
+            r["agreement"] = agreement(task, model, crit, samples)
         r["steps"] = steps(task, model, crit, samples, args.repeats)
         res["archs"][arch] = r
     print(table(res))

@@ -22,6 +22,11 @@ CONFIGS = {
                                                           "--searnn-token-sampling", "uniform",
                                                           "--rollout-mix-granularity",
                                                           "sentence"]),
+    # bfloat16: autocast forward, roll-ins and roll-outs on a bfloat16 copy of the weights
+    "searnn_skl_bf16": ("lstm", "searnn_skl", SEARNN + [
+        "--searnn-tokens", "3", "--rollin", "learned", "--rollout", "mixed", "--task",
+        "searnn_translation", "--searnn-autocast", "bfloat16", "--searnn-decode-dtype",
+        "bfloat16"]),
     # DSS models under stock criterions: Gumbel noise and the gold/model coin are keyed by
     # the sentence's source tokens, which is all the model sees.
     "dss_lstm": ("dss_lstm", "cross_entropy", ["--ss-feed", "soft-sample", "--ss-alpha", "2",

@@ -19,6 +19,11 @@ RUNS = {
         "--rollin", "mixed",
         "--searnn-rollin-schedule", "linear", "--searnn-rollin-ref-prob-start", "1",
         "--searnn-rollin-schedule-length", "8", "--searnn-alpha-growth", "1.5"]),
+    # bfloat16: training forward under autocast, roll-ins and roll-outs on a bfloat16 copy
+    "bfloat16": ("lstm", "searnn_skl", [
+        "--task", "searnn_translation", "--searnn-autocast", "bfloat16",
+        "--searnn-decode-dtype", "bfloat16", "--searnn-cost", "bleu", "--searnn-tokens", "3",
+        "--rollin", "learned", "--rollout", "mixed", "--rollout-max-len-b", "8"]),
     # model-side schedules and keyed noise: epsilon decay and annealed alpha
     "dss_transformer": ("dss_transformer", "cross_entropy", [
         "--ss-feed", "soft-sample", "--ss-decay-k", "2", "--ss-alpha-growth", "1.5"]),

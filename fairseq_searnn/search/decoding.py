@@ -156,7 +156,7 @@ class Decoder:
         for s in range(steps):
             if active.numel() == 0:
                 break
-            nxt = self.step(cur, state, enc).argmax(-1)
+            nxt = greedy_choice(self.step(cur, state, enc))
             ended = nxt.eq(self.eos)
             write = live & ~ended
             tokens[active[write], s] = nxt[write]
@@ -181,6 +181,13 @@ class Decoder:
         enc = self.host.encoder_rows(enc, index)
         return active[index], state, enc, cur[index]
 
+
+
+def greedy_choice(scores: Tensor) -> Tensor:
+    """``[R]`` index of the first maximum of ``scores: [R, V]``, as ``argmax``: ``max``'s
+    indices, which a CPU finds 2-3 times faster than ``argmax`` for bfloat16 scores (and as
+    fast for float32; docs/performance.md)."""
+    return scores.max(dim=-1).indices
 
 
 def state_shapes(state: IncrementalState) -> list:

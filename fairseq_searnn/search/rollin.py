@@ -8,7 +8,13 @@ from fairseq import utils
 from torch import Tensor
 
 from fairseq_searnn import keyed_random
-from fairseq_searnn.search.decoding import Decoder, IncrementalState, eval_mode, state_shapes
+from fairseq_searnn.search.decoding import (
+    Decoder,
+    IncrementalState,
+    eval_mode,
+    greedy_choice,
+    state_shapes,
+)
 from fairseq_searnn.search.host import as_host
 
 ROLLINS = ("reference", "learned", "mixed")
@@ -104,7 +110,7 @@ def decode_rollin(
     state = {}
     record = states is not None
     for s in range(out.size(1)):
-        nxt = decoder.step(prefix, state, encoder_out).argmax(-1)
+        nxt = greedy_choice(decoder.step(prefix, state, encoder_out))
         if record:
             states.append(utils.apply_to_sample(lambda x: x, state))
             if s == 1 and state_shapes(states[0]) != state_shapes(states[1]):
