@@ -1,5 +1,5 @@
-"""Translation data pipelines (fairseq_searnn.data.nmt_prepare, .subword, .nmt_eval;
-examples/nmt), offline."""
+"""Translation data pipelines (fairseq_searnn.data.nmt_prepare, .multi30k, .iwslt14, .subword,
+.nmt_eval; examples/nmt), offline."""
 
 import json
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import helpers
-from fairseq_searnn.data import nmt_eval, subword
+from fairseq_searnn.data import iwslt14, multi30k, nmt_eval, subword
 from fairseq_searnn.data import nmt_prepare as nmt
 
 
@@ -41,8 +41,8 @@ def test_clean_corpus_like_moses():
     src = ["a b c", "a", "", "a b c d", " ".join("x" * 176)]
     tgt = ["x y", "x y", "x", "x y", "x"]
     # ratio 1.5: 3/2 kept, 2/1 dropped; empty dropped; 4/2 dropped; > 175 tokens dropped
-    assert nmt.clean_corpus(src, tgt) == [0]
-    assert nmt.clean_corpus(["a  b"], ["x y z"]) == [0]
+    assert iwslt14.clean_corpus(src, tgt) == [0]
+    assert iwslt14.clean_corpus(["a  b"], ["x y z"]) == [0]
 
 
 def test_iwslt_parsers(tmp_path):
@@ -50,16 +50,16 @@ def test_iwslt_parsers(tmp_path):
     train.write_text("<url>http://x</url>\n<keywords>a, b</keywords>\n<talkid>1</talkid>\n"
                      "<title>The title</title>\n<description>Desc.</description>\n"
                      "Plain text line.\n")
-    assert nmt.iwslt_train_lines(train) == ["The title", "Desc.", "Plain text line."]
+    assert iwslt14.iwslt_train_lines(train) == ["The title", "Desc.", "Plain text line."]
     xml = tmp_path / "IWSLT14.TED.dev2010.de-en.en.xml"
     xml.write_text('<doc docid="1">\n<seg id="1"> It\u2019s here. </seg>\n'
                    '<seg id="2">Second &amp; last.</seg>\n</doc>\n')
-    assert nmt.iwslt_xml_segments(xml) == ["It's here.", "Second &amp; last."]
+    assert iwslt14.iwslt_xml_segments(xml) == ["It's here.", "Second &amp; last."]
 
 
 def _fake_iwslt_archive(shared_data, root, n=460):
     """A de-en.tgz laid out like the official one, from the IWSLT14 valid files."""
-    orig, raw = nmt.iwslt14_layout_from_tokenised(shared_data / "iwslt14" / "tok", root, n)
+    orig, raw = iwslt14.iwslt14_layout_from_tokenised(shared_data / "iwslt14" / "tok", root, n)
     archive = root / "de-en.tgz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(orig, arcname="de-en")
@@ -68,8 +68,8 @@ def _fake_iwslt_archive(shared_data, root, n=460):
 
 def test_iwslt14_pipeline_offline(tmp_path, shared_data):
     archive, raw = _fake_iwslt_archive(shared_data, tmp_path / "src")
-    out = nmt.prepare_iwslt14(str(archive), tmp_path / "iwslt", vocab=200,
-                              workdir=tmp_path / "orig")
+    out = iwslt14.prepare_iwslt14(str(archive), tmp_path / "iwslt", vocab=200,
+                                  workdir=tmp_path / "orig")
     tok = {s: {lang: nmt.read_lines(out / "tok" / f"{s}.{lang}") for lang in ("de", "en")}
            for s in ("train", "valid", "test")}
     kept = len(tok["train"]["en"]) + len(tok["valid"]["en"])
@@ -101,9 +101,9 @@ def test_iwslt14_pipeline_offline(tmp_path, shared_data):
         assert nmt.encode_lines(out, nmt.read_lines(out / "ref" / f"valid.{lang}"), lang) == \
             nmt.read_lines(out / "bpe" / f"valid.{lang}")
     # the standard fairseq codes instead of sentencepiece
-    out2 = nmt.prepare_iwslt14(str(tmp_path / "orig" / "de-en"), tmp_path / "iwslt-bpe10k",
-                               bpe="subword-nmt",
-                               codes=shared_data / "iwslt14" / "bpe10k" / "code")
+    out2 = iwslt14.prepare_iwslt14(str(tmp_path / "orig" / "de-en"),
+                                   tmp_path / "iwslt-bpe10k", bpe="subword-nmt",
+                                   codes=shared_data / "iwslt14" / "bpe10k" / "code")
     codes = subword.SubwordNmtCodes(shared_data / "iwslt14" / "bpe10k" / "code")
     assert nmt.read_lines(out2 / "bpe" / "valid.de") == [
         codes.segment(x) for x in tok["valid"]["de"]]
@@ -167,8 +167,8 @@ def test_multi30k_pipeline_train_and_score(tmp_path, shared_data):
 def test_valid_halves_are_fixed_disjoint_halves_of_valid(tmp_path, shared_data):
     from fairseq.data import data_utils
 
-    out = nmt.prepare_multi30k(shared_data / "multi30k" / "raw", tmp_path / "m30k", vocab=200,
-                               max_lines=41)
+    out = multi30k.prepare_multi30k(shared_data / "multi30k" / "raw", tmp_path / "m30k",
+                                    vocab=200, max_lines=41)
     nmt.split_valid_halves(out)
     info = json.loads((out / "prep.json").read_text())
     assert {"select", "report"} <= set(info["splits"])

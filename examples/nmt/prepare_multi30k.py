@@ -7,7 +7,7 @@ dictionary). Writes OUT/bin (fairseq data), OUT/ref (raw references), OUT/spm.mo
 
 import argparse
 
-from fairseq_searnn.data.nmt_prepare import prepare_multi30k
+from fairseq_searnn.data.multi30k import prepare_multi30k
 
 
 def main(argv=None):
