@@ -139,7 +139,8 @@ def binarize_prepared(out: Path, info: Dict, src: str, tgt: str, splits: Sequenc
 
 def encode_lines(prep_dir, lines: Sequence[str], lang: str) -> List[str]:
     """Raw text -> the subword units a prepared directory's models read: Moses-tokenised and
-    lowercased where the pipeline did (IWSLT14), then its sentencepiece model or BPE codes."""
+    lowercased where the pipeline did (IWSLT14), then its sentencepiece model or BPE codes,
+    then, for the source language of a :func:`reversed_source` directory, reversed."""
     prep_dir = Path(prep_dir)
     info = prep_info(prep_dir)
     lines = list(lines)
@@ -148,9 +149,13 @@ def encode_lines(prep_dir, lines: Sequence[str], lang: str) -> List[str]:
     if info.get("lowercase"):
         lines = [x.lower() for x in lines]
     if info["bpe"] == "sentencepiece":
-        return spm_encode(prep_dir / info["spm_model"], lines)
-    applier = SubwordNmtCodes(prep_dir / info["codes"])
-    return [applier.segment(x) for x in lines]
+        units = spm_encode(prep_dir / info["spm_model"], lines)
+    else:
+        applier = SubwordNmtCodes(prep_dir / info["codes"])
+        units = [applier.segment(x) for x in lines]
+    if info.get("reverse_source") and lang == info["src"]:
+        units = [reverse_units(x) for x in units]
+    return units
 
 
 def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequence[str]) -> Path:
@@ -158,8 +163,6 @@ def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequenc
     dictionary: ``ref/{split}.{lang}`` (raw), ``bpe/{split}.{lang}`` and
     ``bin/{split}.{src}-{tgt}.{lang}.{bin,idx}`` (fairseq's ``--gen-subset`` /
     ``--valid-subset`` name ``split``)."""
-    import tempfile
-
     prep_dir = Path(prep_dir)
     info = prep_info(prep_dir)
     src, tgt = info["src"], info["tgt"]
@@ -170,6 +173,18 @@ def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequenc
     for lang, lines in ((src, src_lines), (tgt, tgt_lines)):
         write_lines(prep_dir / "ref" / f"{split}.{lang}", lines)
         write_lines(prep_dir / "bpe" / f"{split}.{lang}", encode_lines(prep_dir, lines, lang))
+    binarize_split(prep_dir, split)
+    return prep_dir
+
+
+def binarize_split(prep_dir, split: str) -> Path:
+    """``bpe/{split}.{src,tgt}`` of a prepared directory -> ``bin/{split}.{src}-{tgt}.*`` with
+    its dictionary, and ``split`` listed in ``prep.json``."""
+    import tempfile
+
+    prep_dir = Path(prep_dir)
+    info = prep_info(prep_dir)
+    src, tgt = info["src"], info["tgt"]
     with tempfile.TemporaryDirectory() as tmp:  # fairseq names it "test"; renamed after
         binarize(prep_dir / "bpe", tmp, src, tgt, splits=("test",),
                  dictionary=prep_dir / "bin" / f"dict.{src}.txt", stems={"test": split})
@@ -179,6 +194,42 @@ def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequenc
                             prep_dir / "bin" / f"{split}.{src}-{tgt}.{lang}.{ext}")
     write_info(prep_dir, dict(info, splits=sorted(set(info.get("splits", [])) | {split})))
     return prep_dir
+
+
+def reverse_units(line: str) -> str:
+    """The subword units of one encoded sentence in reverse order."""
+    return " ".join(reversed(line.split()))
+
+
+def reversed_source(prep_dir, dest) -> Path:
+    """A copy of a prepared directory at ``dest`` whose models read every source sentence
+    backwards: the order of its subword units reversed (fairseq still appends EOS), the input
+    reversal of Sutskever et al. (2014) that the SeaRNN authors apply to their NMT encoder
+    (``--revert_input_sequence``). Subword model, dictionary, targets and ``ref/`` are the
+    original's; ``prep.json`` says ``reverse_source``, so :func:`encode_lines` and
+    :func:`add_split` reverse the source of text added later. Splits already in ``dest`` are
+    kept; the original's others are added."""
+    prep_dir, dest = Path(prep_dir), Path(dest)
+    info = prep_info(prep_dir)
+    if info.get("reverse_source"):
+        raise ValueError(f"{prep_dir} already reverses the source")
+    src, tgt = info["src"], info["tgt"]
+    if not (dest / "prep.json").exists():
+        scratch_copy(prep_dir, dest)
+        write_info(dest, dict(prep_info(dest), reverse_source=True))
+    done = set(prep_info(dest).get("splits", []))
+    for folder in ("ref", "bpe"):
+        (dest / folder).mkdir(exist_ok=True)
+    for split in info["splits"]:
+        if split in done:
+            continue
+        for lang in (src, tgt):
+            shutil.copy(prep_dir / "ref" / f"{split}.{lang}", dest / "ref" / f"{split}.{lang}")
+        units = read_lines(prep_dir / "bpe" / f"{split}.{src}")
+        write_lines(dest / "bpe" / f"{split}.{src}", [reverse_units(x) for x in units])
+        shutil.copy(prep_dir / "bpe" / f"{split}.{tgt}", dest / "bpe" / f"{split}.{tgt}")
+        binarize_split(dest, split)
+    return dest
 
 
 def scratch_copy(prep_dir, dest) -> Path:
