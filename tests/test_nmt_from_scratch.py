@@ -26,11 +26,13 @@ def _driver():
 
 def _fake_fairseq(tmp_path, tail=""):
     """A directory holding a ``fairseq-train`` that prints its arguments one a line, then
-    ``tail`` (shell)."""
+    ``tail`` (shell), and a ``fairseq-searnn-user-dir`` that does not import fairseq."""
     fake = tmp_path / "fake-bin"
     fake.mkdir(exist_ok=True)
     (fake / "fairseq-train").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n' + tail)
-    (fake / "fairseq-train").chmod(0o755)
+    (fake / "fairseq-searnn-user-dir").write_text(f"#!/bin/sh\necho {helpers.USER_DIR}\n")
+    for name in ("fairseq-train", "fairseq-searnn-user-dir"):
+        (fake / name).chmod(0o755)
     return fake
 
 
@@ -269,6 +271,7 @@ def test_from_scratch_end_to_end(tmp_path, shared_data):
     runs = {Path(r).name.split("-")[0]: Path(r) for r in first["trained"]}
     assert sorted(runs) == ["mle", "searnn"] and not (out / "summary.md").exists()
     assert nmt.prep_info(out / "data-reversed")["reverse_source"]
+    assert resumable.load(runs["mle"])["data"] == "data-reversed"  # OUT can move
     updates = {m: replication.train_updates((run / resumable.LOG).read_text())
                for m, run in runs.items()}
     assert all(resumable.status(run, 0.04) == "finished" for run in runs.values())

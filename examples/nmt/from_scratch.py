@@ -127,16 +127,24 @@ def train(args, data, precision, method, dropout, seed):
                   f"{record['precision']}), not this invocation's", flush=True)
     else:
         record = {"method": method, "dropout": dropout, "seed": seed,
-                  "source_reversal": args.source_reversal == "on", "data": str(data),
+                  "source_reversal": args.source_reversal == "on",
+                  "data": str(data.relative_to(args.out) if args.out in data.parents
+                              else data),
                   "precision": precision, "env": env, "options": options}
         run.mkdir(parents=True, exist_ok=True)
         resumable.save(run, record)
     print(f"{run.name}: {state}, training to {args.cap_minutes:g} minutes", flush=True)
     cmd = ["bash", HERE / "train.sh", *record["options"],
            "--stop-time-hours", f"{args.cap_minutes / 60:.4f}"]
-    resumable.launch(run, cmd, nmt_runs.train_env(record["data"], run, seed, **record["env"]),
+    resumable.launch(run, cmd, nmt_runs.train_env(run_data(args, record), run, seed,
+                                                  **record["env"]),
                      args.cap_minutes, STALE, commit=commit(), precision=record["precision"])
     return run
+
+
+def run_data(args, record):
+    """The prepared directory a run reads (stored relative to OUT when inside it)."""
+    return args.out / record["data"]
 
 
 def finished_runs(out):
@@ -168,18 +176,19 @@ def read_record(args, run):
                train_wall_s=wall["training_seconds"],
                s_per_update=wall["training_seconds"] / max(updates, 1), valid_curve=curve,
                best_valid=max((v for _, v in curve), default=float("nan")))
-    scores = nmt_runs.score_beams(rec["data"], run / "checkpoint_best.pt", "test",
+    data = run_data(args, rec)
+    scores = nmt_runs.score_beams(data, run / "checkpoint_best.pt", "test",
                                   run / "test-bleu.json", DECODES, hypotheses_dir=run)
     row["test"] = {f"beam{b}": scores[f"beam{b}"]["sacrebleu"] for b in DECODES}
     row["signature"] = scores["beam1"]["signature"]
     if not args.no_diagnose:
         own = rec["method"] in SEARNN
         report = nmt_runs.diagnose(
-            Path(rec["data"]) / "bin", run / "checkpoint_best.pt", run / "diagnose",
+            data / "bin", run / "checkpoint_best.pt", run / "diagnose",
             criterion_argv=() if own else searnn_criterion(args),
             criterion_from=run / "checkpoint_best.pt" if own else None,
             target_sentences=args.diagnose_sentences,
-            post_process=nmt_runs.post_process_of(rec["data"]))
+            post_process=nmt_runs.post_process_of(data))
         row["diagnosis"] = {key: {k: v for k, v in report[key].items() if not isinstance(
             v, list)} for key in ("teacher_forced", "greedy", "reference", "targets")}
         row["diagnosis"]["sentences"] = report["sentences"]
@@ -192,7 +201,7 @@ def significance(args, rows):
     order."""
     by_key = {(r["method"], r["dropout"], r["source_reversal"], r["seed"]): r for r in rows}
     for row in rows:
-        data = Path(resumable.load(args.out / row["name"])["data"])
+        data = run_data(args, resumable.load(args.out / row["name"]))
         refs = read_lines(data / "ref" / f"test.{prep_info(data)['tgt']}")
         row["p"] = {}
         for base in BASELINES:
@@ -393,6 +402,7 @@ def parse(argv=None):
     p.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
                    help="after --: options added to every new run's fairseq-train")
     args = p.parse_args(argv)
+    args.prep, args.out = args.prep.resolve(), args.out.resolve()
     if args.cap_minutes <= 0 or args.patience < 1 or args.jobs < 1:
         p.error("--cap-minutes must be > 0, --patience and --jobs >= 1")
     if any(d < 0 or d >= 1 for d in args.dropout):
