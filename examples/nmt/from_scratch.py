@@ -11,10 +11,11 @@ Runs (one directory ``OUT/METHOD-dDROPOUT-{rev,fwd}-seedS`` each), all from scra
 the same model, data, validation and stopping rule: fairseq's ``lstm`` through ``train.sh``
 (bidirectional 1-layer encoder of 256 units, decoder 256 with attention), batches of 64
 sentences, Adam 1e-3 halved after every epoch whose validation BLEU does not improve
-(``--lr-patience``), stopped when the step falls below 1e-5, gradient norm clipped at 5;
+(``--lr-patience``) down to 1e-5, gradient norm clipped at 5;
 validation BLEU (greedy, sacreBLEU, the whole valid split) every epoch (or every
 ``--validate-every`` updates) picks ``checkpoint_best.pt``; a run stops after ``--patience``
-validations without improvement, at ``--cap-minutes`` of training or at 50,000 updates.
+validations without improvement, once the step is down to 1e-5 (fairseq's scheduler has
+no floor), at ``--cap-minutes`` of training or at 50,000 updates.
 
 - ``mle`` (a): token cross-entropy, the paper's baseline;
 - ``mle_ls`` (b): label-smoothed cross-entropy (0.1);
@@ -48,7 +49,7 @@ from fairseq_searnn.data.nmt_prepare import add_split, prep_info, read_lines, re
 from fairseq_searnn.recipes import nmt_runs, replication, resumable
 
 HERE = Path(__file__).resolve().parent
-# the table's runs, named (a)-(f) as in the issue that specifies it
+# the table's runs and their letters (a)-(f)
 METHODS = {"mle": "a", "mle_ls": "b", "searnn": "c", "searnn_refout": "d", "dss": "e",
            "searnn_mle": "f"}
 SEARNN = ("searnn", "searnn_refout", "searnn_mle")
@@ -333,7 +334,7 @@ def summarise(args):
         replication.plot_curves(
             [(group_label(r), [u * scale(r) for u, _ in r["valid_curve"]],
               [v for _, v in r["valid_curve"]]) for r in rows], xlabel,
-            "validation BLEU (greedy, 1,014 pairs)", "Multi30k de-en from scratch, LSTM 256",
+            "validation BLEU (greedy, whole split)", "Multi30k de-en from scratch, LSTM 256",
             args.out / f"curves{suffix}.png")
     return summary
 
