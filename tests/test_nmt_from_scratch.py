@@ -126,6 +126,10 @@ def test_bfloat16_options_of_each_method(tmp_path):
     driver = _driver()
     prep, fake = _prep(tmp_path), _fake_fairseq(tmp_path)
     args = driver.parse(["--prep", str(prep), "--out", str(tmp_path / "out")])
+    import importlib.util
+
+    # where the plugin has bfloat16 training, fairseq's parser reads the options too
+    parse = importlib.util.find_spec("fairseq_searnn.search.precision") is not None
     for method in driver.METHODS:
         argv = _train_argv(driver, args, prep, fake, method, precision="bfloat16")
         assert argv[argv.index("--searnn-autocast") + 1] == "bfloat16"
@@ -133,6 +137,11 @@ def test_bfloat16_options_of_each_method(tmp_path):
             assert argv[argv.index("--searnn-decode-dtype") + 1] == "bfloat16"
         else:
             assert "--searnn-decode-dtype" not in argv
+        if parse:
+            cfg = helpers.parse_cfg(argv)
+            assert cfg.task.searnn_autocast == "bfloat16"
+            if method in driver.SEARNN:
+                assert cfg.criterion.searnn_decode_dtype == "bfloat16"
 
 
 def test_which_runs_train_and_with_what(tmp_path, monkeypatch, capsys):
