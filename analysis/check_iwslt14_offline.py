@@ -5,7 +5,7 @@ files, and measure their cost per update on this machine.
         --out runs/iwslt14-check [--updates 3] [--recipes mle mle-d0.3 searnn]
 
 1. ``de-en/`` laid out like the official archive from ``SHARED/tok/valid.{de,en}``
-   (:func:`~fairseq_searnn.data.nmt_prepare.iwslt14_layout_from_tokenised`: 7,243 pairs as
+   (:func:`~fairseq_searnn.data.iwslt14.iwslt14_layout_from_tokenised`: 7,243 pairs as
    training talks, 2 x 20 as test sets);
 2. ``prepare_iwslt14.py --bpe subword-nmt --bpe-codes SHARED/bpe10k/code`` (fairseq's
    pipeline and its standard 10k joint BPE);
@@ -40,7 +40,7 @@ RECIPES = {"mle": {"METHOD": "mle", "DROPOUT": "0"},
 
 
 def main(argv=None):
-    from fairseq_searnn.data import nmt_prepare
+    from fairseq_searnn.data import iwslt14, nmt_prepare
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -56,7 +56,7 @@ def main(argv=None):
     result = {"updates": args.updates}
     start = time.time()
     n_pairs = args.pairs or len(nmt_prepare.read_lines(args.shared / "tok" / "valid.de"))
-    source, _ = nmt_prepare.iwslt14_layout_from_tokenised(args.shared / "tok",
+    source, _ = iwslt14.iwslt14_layout_from_tokenised(args.shared / "tok",
                                                           args.out / "orig", n_pairs - 40)
     prep = args.out / "prep"
     recipes.run_logged([sys.executable, NMT / "prepare_iwslt14.py", "--source", source,

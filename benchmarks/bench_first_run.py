@@ -46,7 +46,8 @@ def prepare(multi30k: Path, work: Path, pairs: int, valid: int, vocab: int) -> P
     if (out / "prep.json").exists():
         print(f"reusing {out}", flush=True)
         return out / "bin"
-    from fairseq_searnn.data.nmt_prepare import prepare_multi30k, read_lines, write_lines
+    from fairseq_searnn.data.multi30k import prepare_multi30k
+    from fairseq_searnn.data.nmt_prepare import read_lines, write_lines
 
     text = out / "text"
     for name, n in (("train", pairs), ("val", valid)):

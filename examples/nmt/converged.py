@@ -38,23 +38,19 @@ after ``--`` go to every fairseq-train run (e.g. a smaller model for a trial).
 """
 
 import argparse
-import contextlib
-import io
 import json
-import os
 from pathlib import Path
 
 from fairseq_searnn import recipes
-from fairseq_searnn.data import nmt_eval
 from fairseq_searnn.data.nmt_prepare import split_valid_halves
-from fairseq_searnn.recipes import replication
+from fairseq_searnn.recipes import nmt_runs, replication
 
 HERE = Path(__file__).resolve().parent
 SELECT, REPORT = "select", "report"
 ARCHS = {"lstm": {"ARCH": "lstm"}, "transformer": {"ARCH": "transformer", "WARMUP": "1000"}}
 # settings of every run (baseline and fine-tunes): train.sh environment
 COMMON_ENV = {"DROPOUT": "0.3", "LABEL_SMOOTHING": "0.1", "MAX_UPDATE": "10000000"}
-CLIP = ["--clip-norm", "5"]  # the authors' gradient-norm clipping
+CLIP = nmt_runs.CLIP  # the authors' gradient-norm clipping
 # fine-tunes: train.sh environment, extra fairseq-train options, validation interval (updates:
 # ~5 minutes of each method's step on one thread beside another run, measured on the converged
 # LSTM by benchmarks/bench_nmt_converged.py: control 0.41 s, searnn 1.95 s; DSS / SS ~0.6 s)
@@ -77,12 +73,10 @@ METHODS = {
     "ss": ({"METHOD": "ss", "DECAY_K": DECAY_K}, [], 500),
 }
 DECODES = (1, 5)  # beams scored on the report half
-GEN = {"max_len_a": 1.2, "max_len_b": 10}  # decoding bound of every score and diagnosis
 
 
 def _env(args, save, seed, **extra):
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PREP=str(args.prep),
-                SAVE=str(save), SEED=str(seed), **ARCHS[args.arch], **COMMON_ENV, **extra)
+    return nmt_runs.train_env(args.prep, save, seed, **ARCHS[args.arch], **COMMON_ENV, **extra)
 
 
 def _done(log):
@@ -124,25 +118,14 @@ def finetune(args, init, method, seed):
 
 def evaluate(args, checkpoint, into):
     """Report-half sacreBLEU of ``checkpoint`` for each beam of DECODES (cached in ``into``)."""
-    def compute():
-        return {f"beam{beam}": nmt_eval.score_checkpoint(
-            args.prep, checkpoint, REPORT, beam=beam, **GEN)[0] for beam in DECODES}
-    return replication.cached(into, compute)
+    return nmt_runs.score_beams(args.prep, checkpoint, REPORT, into, DECODES)
 
 
 def diagnose(args, checkpoint, criterion_from, out):
     """The SeaRNN target report of ``checkpoint`` on ``select`` (fairseq-searnn-diagnose with
     the criterion the run trained with)."""
-    from fairseq_searnn.diagnose import cli
-
-    if not (out / "diagnose.json").exists():
-        with contextlib.redirect_stdout(io.StringIO()):
-            cli.run([str(args.prep / "bin"), "--path", str(checkpoint), "--gen-subset", SELECT,
-                     "--beam", "0", "--cost", "bleu", "--max-len-a", str(GEN["max_len_a"]),
-                     "--max-len-b", str(GEN["max_len_b"]), "--post-process", "sentencepiece",
-                     "--criterion-from", str(criterion_from), "--target-sentences", "0",
-                     "--out", str(out), "--cpu", "--no-progress-bar"])
-    return json.loads((out / "diagnose.json").read_text())["checkpoints"][0]["targets"]
+    return nmt_runs.diagnose(args.prep / "bin", checkpoint, out, SELECT,
+                             criterion_from=criterion_from)["targets"]
 
 
 def finished_runs(arch_dir):

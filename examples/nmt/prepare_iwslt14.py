@@ -9,7 +9,7 @@ test = dev2010 + dev2012 + tst2010-2012, joint BPE, binarised with a joined dict
 
 import argparse
 
-from fairseq_searnn.data.nmt_prepare import IWSLT14_URL, prepare_iwslt14
+from fairseq_searnn.data.iwslt14 import IWSLT14_URL, prepare_iwslt14
 
 
 def main(argv=None):

@@ -9,8 +9,8 @@ from typing import Iterable, List, Optional, Sequence
 from fairseq_searnn.data.nmt_prepare import moses_detokenize, prep_info, read_lines
 from fairseq_searnn.data.subword import remove_subwords
 
-__all__ = ["bleu", "postprocess", "prep_info", "score_checkpoint", "tokenized_bleu",
-           "translate"]
+__all__ = ["bleu", "bleu_signature", "postprocess", "prep_info", "score_checkpoint",
+           "tokenized_bleu", "translate"]
 
 
 def postprocess(prep_dir, lines: Iterable[str], lang: str) -> List[str]:
@@ -35,6 +35,16 @@ def bleu(prep_dir, hyps_subword: Sequence[str], split: str, lowercase: Optional[
     hyps = postprocess(prep_dir, hyps_subword, info["tgt"])
     lc = info.get("lowercase", False) if lowercase is None else lowercase
     return sacrebleu.corpus_bleu(hyps, [refs], lowercase=lc), hyps
+
+
+def bleu_signature(prep_dir) -> str:
+    """sacreBLEU's signature of :func:`bleu`'s scores on a prepared directory (e.g.
+    ``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``)."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU(lowercase=prep_info(prep_dir).get("lowercase", False))
+    metric.corpus_score(["x"], [["x"]])  # the signature counts references: one per sentence
+    return str(metric.get_signature())
 
 
 def tokenized_bleu(prep_dir, hyps_subword: Sequence[str], split: str):
@@ -74,8 +84,9 @@ def translate(prep_dir, checkpoint, split: str, results_dir, beam: int = 1,
 def score_checkpoint(prep_dir, checkpoint, split: str, **generate):
     """``(result, hypotheses)``: sacreBLEU of ``checkpoint`` on ``split`` (:func:`translate`
     with the ``generate`` options, then :func:`bleu`) — ``result`` holds the split, beam,
-    temperature, sentence count, ``sacrebleu`` and its detail, plus ``tokenized_bleu`` for a
-    Moses-tokenised pipeline; ``hypotheses`` are detokenised."""
+    temperature, sentence count, ``sacrebleu``, its detail and its signature
+    (:func:`bleu_signature`), plus ``tokenized_bleu`` for a Moses-tokenised pipeline;
+    ``hypotheses`` are detokenised."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +94,8 @@ def score_checkpoint(prep_dir, checkpoint, split: str, **generate):
     score, hyps = bleu(prep_dir, pieces, split)
     result = {"split": split, "beam": generate.get("beam", 1),
               "temperature": generate.get("temperature", 1.0), "sentences": len(hyps),
-              "sacrebleu": round(score.score, 2), "detail": str(score)}
+              "sacrebleu": round(score.score, 2), "detail": str(score),
+              "signature": bleu_signature(prep_dir)}
     if prep_info(prep_dir).get("moses"):
         result["tokenized_bleu"] = round(tokenized_bleu(prep_dir, pieces, split).score, 2)
     return result, hyps

@@ -10,10 +10,14 @@ import it like any user: ``from fairseq_searnn import recipes``.
   (:func:`criterion_args`).
 - :mod:`~fairseq_searnn.recipes.replication`: the replication drivers' pieces (jobs, fairseq's
   validation lines and stop reasons, mean ± std, learning curves).
+- :mod:`~fairseq_searnn.recipes.resumable`: runs made of attempts that continue from their last
+  checkpoint (status, attempt logs, cumulative training time).
+- :mod:`~fairseq_searnn.recipes.nmt_runs`: the Multi30k drivers' pieces (``train.sh``'s
+  environment, cached test scores, paired bootstrap resampling, diagnosis, precision).
 - :mod:`~fairseq_searnn.recipes.bench`: the benchmarks' models, synthetic batches and timers.
 """
 
-from fairseq_searnn.recipes import bench, replication
+from fairseq_searnn.recipes import bench, nmt_runs, replication, resumable
 from fairseq_searnn.recipes.commands import (
     generate_in_process,
     run_logged,
@@ -30,6 +34,6 @@ from fairseq_searnn.recipes.generate_output import (
 
 __all__ = [
     "LOSSES", "METHODS", "bench", "criterion_args", "generate_hypotheses",
-    "generate_in_process", "generate_pairs", "read_generate", "replication", "run_logged",
-    "run_output", "tool", "train_config",
+    "generate_in_process", "generate_pairs", "nmt_runs", "read_generate", "replication",
+    "resumable", "run_logged", "run_output", "tool", "train_config",
 ]

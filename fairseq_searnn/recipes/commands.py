@@ -18,13 +18,15 @@ def tool(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def run_logged(cmd: Sequence, log, env: Optional[Mapping[str, str]] = None) -> float:
-    """Run ``cmd`` (printed first) with stdout and stderr in the file ``log``; raise
-    RuntimeError with the log's tail on failure. Returns the wall time in seconds."""
+def run_logged(cmd: Sequence, log, env: Optional[Mapping[str, str]] = None,
+               append: bool = False) -> float:
+    """Run ``cmd`` (printed first) with stdout and stderr in the file ``log`` (added at its end
+    with ``append``); raise RuntimeError with the log's tail on failure. Returns the wall time
+    in seconds."""
     cmd = [str(c) for c in cmd]
     print("+ " + " ".join(cmd), flush=True)
     start = time.time()
-    with open(log, "w") as f:
+    with open(log, "a" if append else "w") as f:
         code = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     if code != 0:
         tail = "".join(Path(log).read_text().splitlines(True)[-30:])

@@ -68,9 +68,12 @@ def train_seconds(log_text):
 
 def stop_reason(log_text):
     """Why a fairseq-train run ended: ``patience`` (validation stopped improving), ``cap``
-    (``--stop-time-hours``), ``max-update`` / ``max-epoch``, or ``unknown``."""
+    (``--stop-time-hours``), ``min-lr`` (``--stop-min-lr``), ``max-update`` / ``max-epoch``,
+    or ``unknown``."""
     if "early stop since valid performance hasn't improved" in log_text:
         return "patience"
+    if "stopping training because current learning rate" in log_text:
+        return "min-lr"
     if "Stopping training due to cumulative_training_time" in log_text:
         return "cap"
     if "Stopping training due to num_updates" in log_text:

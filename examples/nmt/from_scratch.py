@@ -1,0 +1,441 @@
+"""SeaRNN's NMT table from scratch on Multi30k de-en: the authors' protocol
+(``scripts/training.sh`` of SeaRNN-open), against plain and label-smoothed MLE, scored on
+test2016 with paired bootstrap resampling.
+
+    python examples/nmt/from_scratch.py --prep data/multi30k --out runs/m30k-scratch \\
+        [--methods mle mle_ls searnn searnn_refout dss searnn_mle] [--seeds 1 2 3] \\
+        [--dropout 0.3] [--source-reversal on] [--cap-minutes 240] [--patience 4] \\
+        [--precision auto] [--jobs 2] [--report-only]
+
+Runs (one directory ``OUT/METHOD-dDROPOUT-{rev,fwd}-seedS`` each), all from scratch with
+the same model, data, validation and stopping rule: fairseq's ``lstm`` through ``train.sh``
+(bidirectional 1-layer encoder of 256 units, decoder 256 with attention), batches of 64
+sentences, Adam 1e-3 halved after every epoch whose validation BLEU does not improve
+(``--lr-patience``) down to 1e-5, gradient norm clipped at 5;
+validation BLEU (greedy, sacreBLEU, the whole valid split) every epoch (or every
+``--validate-every`` updates) picks ``checkpoint_best.pt``; a run stops after ``--patience``
+validations without improvement, once the step is down to 1e-5 (fairseq's scheduler has
+no floor), at ``--cap-minutes`` of training or at 50,000 updates.
+
+- ``mle`` (a): token cross-entropy, the paper's baseline;
+- ``mle_ls`` (b): label-smoothed cross-entropy (0.1);
+- ``searnn`` (c): ``searnn_skl`` as the authors' script: reference roll-in, mixed roll-out,
+  alpha 200, sentence BLEU with their smoothing, best-suffix reference by BLEU-1, top-k
+  tokens + the reference tokens within W positions over C cells a sentence (the paper: 15,
+  5, 20; here ``--searnn-tokens``, ``--searnn-neighbors``, ``--searnn-cells``);
+- ``searnn_refout`` (d): (c) with reference roll-outs;
+- ``dss`` (e): differentiable scheduled sampling (``dss_lstm``): soft argmax feed, alpha 1
+  growing x ``--dss-alpha-growth`` per update, gold-token probability k / (k + exp(i / k))
+  with k = ``--dss-decay-k`` updates;
+- ``searnn_mle`` (f): (c) mixed with ``--mle-weight`` x label-smoothed (0.1) cross-entropy.
+
+Every invocation trains the runs of ``--methods`` x ``--dropout`` x ``--seeds`` that are not
+finished (``--jobs`` at a time, one thread each): a run killed part-way continues from its
+``checkpoint_last.pt``, a run stopped at a lower cap continues to ``--cap-minutes``, a finished
+run is left alone, with the settings it started with. Then every finished run under OUT is
+scored once on test2016 (``checkpoint_best.pt``, greedy and beam 5, sacreBLEU on detokenised
+output) and diagnosed once on the validation set (``fairseq-searnn-diagnose``, with the
+target report of (c)'s criterion), and OUT gets ``summary.md``, ``summary.json``,
+``curves.png`` and ``curves-updates.png``. ``--report-only`` trains nothing, ``--train-only``
+only trains. Options after ``--`` go to every new run's fairseq-train.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from fairseq_searnn import recipes
+from fairseq_searnn.data.nmt_prepare import add_split, prep_info, read_lines, reversed_source
+from fairseq_searnn.recipes import nmt_runs, replication, resumable
+
+HERE = Path(__file__).resolve().parent
+# the table's runs and their letters (a)-(f)
+METHODS = {"mle": "a", "mle_ls": "b", "searnn": "c", "searnn_refout": "d", "dss": "e",
+           "searnn_mle": "f"}
+SEARNN = ("searnn", "searnn_refout", "searnn_mle")
+BASELINES = ("mle", "mle_ls")
+DECODES = (1, 5)
+METRIC = "searnn_bleu"  # the validation BLEU the task logs
+# train.sh settings of every run: the authors' Adam 1e-3 halved on a plateau, 50k updates
+COMMON = {"ARCH": "lstm", "LR": "1e-3", "LR_SCHEDULE": "plateau", "MAX_UPDATE": "50000"}
+# files derived from a run's best checkpoint: removed when the run trains again
+STALE = ("test-bleu.json", *(f"test-beam{b}.txt" for b in DECODES), "wall.json", "diagnose")
+
+
+def run_name(method, dropout, reversal, seed):
+    return f"{method}-d{dropout:g}-{'rev' if reversal else 'fwd'}-seed{seed}"
+
+
+def method_settings(args, method):
+    """``(train.sh environment, extra fairseq-train options)`` of a method."""
+    searnn = {"METHOD": "searnn", "CELLS": str(args.searnn_cells),
+              "TOKENS": str(args.searnn_tokens), "NEIGHBORS": str(args.searnn_neighbors)}
+    return {
+        "mle": ({"METHOD": "mle"}, []),
+        "mle_ls": ({"METHOD": "mle", "LABEL_SMOOTHING": "0.1"}, []),
+        "searnn": (searnn, []),
+        "searnn_refout": (searnn, ["--rollout", "reference"]),
+        "dss": ({"METHOD": "dss", "FEED": "soft-greedy", "SS_ALPHA": "1",
+                 "DECAY_K": str(args.dss_decay_k)},
+                ["--ss-alpha-growth", str(args.dss_alpha_growth)]),
+        "searnn_mle": ({**searnn, "MLE_WEIGHT": str(args.mle_weight),
+                        "LABEL_SMOOTHING": "0.1"}, []),
+    }[method]
+
+
+def protocol_options(args):
+    """fairseq-train options every run shares (but the cap): validation, stopping, step."""
+    argv = [*nmt_runs.CLIP, "--lr-patience", str(args.lr_patience), "--stop-min-lr", "1e-5",
+            "--patience", str(args.patience), "--validate-interval", "1"]
+    if args.validate_every:
+        every = str(args.validate_every)
+        argv += ["--validate-interval-updates", every, "--save-interval-updates", every,
+                 "--keep-interval-updates", "1"]
+    return argv
+
+
+def train_command(args, method, dropout, precision):
+    """``(train.sh environment, fairseq-train options)`` of a new run, the cap aside."""
+    env, options = method_settings(args, method)
+    options = [*protocol_options(args), *options,
+               *nmt_runs.precision_args(precision, method in SEARNN), *args.fairseq]
+    return {**COMMON, "DROPOUT": f"{dropout:g}", **env}, options
+
+
+def searnn_criterion(args):
+    """(c)'s criterion as fairseq options (what ``train.sh METHOD=searnn`` passes): the
+    target report of every diagnosis."""
+    return [*recipes.criterion_args("skl", "bleu-smooth-all", "reference", "mixed", alpha=200,
+                                    tokens=args.searnn_tokens, sampling="topk-neighbors",
+                                    cells=args.searnn_cells, max_len=(1.5, 10)),
+            "--searnn-neighbors", str(args.searnn_neighbors), "--searnn-reference",
+            "best-suffix", "--searnn-reference-cost", "bleu1"]
+
+
+def train(args, data, precision, method, dropout, seed):
+    """Launch or continue one run unless it is finished; its directory."""
+    from fairseq_searnn.diagnose.cli import commit
+
+    run = args.out / run_name(method, dropout, args.source_reversal == "on", seed)
+    state = resumable.status(run, args.cap_minutes)
+    if state == "finished":
+        return run
+    env, options = train_command(args, method, dropout, precision)
+    record = resumable.load(run)
+    if record:  # a run goes on with the settings it started with
+        if (record["env"], record["options"]) != (env, options):
+            print(f"{run.name}: continues with its own settings (precision "
+                  f"{record['precision']}), not this invocation's", flush=True)
+    else:
+        record = {"method": method, "dropout": dropout, "seed": seed,
+                  "source_reversal": args.source_reversal == "on",
+                  "data": str(data.relative_to(args.out) if args.out in data.parents
+                              else data),
+                  "precision": precision, "env": env, "options": options}
+        run.mkdir(parents=True, exist_ok=True)
+        resumable.save(run, record)
+    print(f"{run.name}: {state}, training to {args.cap_minutes:g} minutes", flush=True)
+    cmd = ["bash", HERE / "train.sh", *record["options"],
+           "--stop-time-hours", f"{args.cap_minutes / 60:.4f}"]
+    resumable.launch(run, cmd, nmt_runs.train_env(run_data(args, record), run, seed,
+                                                  **record["env"]),
+                     args.cap_minutes, STALE, commit=commit(), precision=record["precision"])
+    return run
+
+
+def run_data(args, record):
+    """The prepared directory a run reads (stored relative to OUT when inside it)."""
+    return args.out / record["data"]
+
+
+def finished_runs(out):
+    """Every run under ``out`` whose last attempt ended, in table order."""
+    runs = [r for r in Path(out).glob("*-seed*") if resumable.load(r).get("attempts")
+            and resumable.ended(resumable.last_attempt(r))]
+
+    def key(run):
+        rec = resumable.load(run)
+        return (list(METHODS).index(rec["method"]), -rec["dropout"],
+                not rec["source_reversal"], rec["seed"])
+    return sorted(runs, key=key)
+
+
+def read_record(args, run):
+    """A finished run's row: settings, log, test2016 scores and (unless ``--no-diagnose``)
+    its diagnosis, computed once."""
+    rec = resumable.load(run)
+    text = (run / resumable.LOG).read_text()
+    curve = resumable.curve(text, METRIC)
+    wall = replication.cached(run / "wall.json", lambda: {
+        "training_seconds": resumable.training_seconds(run / "checkpoint_last.pt")})
+    updates = replication.train_updates(text)
+    row = {key: rec[key] for key in ("method", "dropout", "seed", "source_reversal",
+                                     "precision")}
+    row.update(name=run.name, commits=list(dict.fromkeys(
+                   a.get("commit") for a in rec["attempts"])),
+               updates=updates, stop=replication.stop_reason(resumable.last_attempt(run)),
+               train_wall_s=wall["training_seconds"],
+               s_per_update=wall["training_seconds"] / max(updates, 1), valid_curve=curve,
+               best_valid=max((v for _, v in curve), default=float("nan")))
+    data = run_data(args, rec)
+    scores = nmt_runs.score_beams(data, run / "checkpoint_best.pt", "test",
+                                  run / "test-bleu.json", DECODES, hypotheses_dir=run)
+    row["test"] = {f"beam{b}": scores[f"beam{b}"]["sacrebleu"] for b in DECODES}
+    row["signature"] = scores["beam1"]["signature"]
+    if not args.no_diagnose:
+        own = rec["method"] in SEARNN
+        report = nmt_runs.diagnose(
+            data / "bin", run / "checkpoint_best.pt", run / "diagnose",
+            criterion_argv=() if own else searnn_criterion(args),
+            criterion_from=run / "checkpoint_best.pt" if own else None,
+            target_sentences=args.diagnose_sentences,
+            post_process=nmt_runs.post_process_of(data))
+        row["diagnosis"] = {key: {k: v for k, v in report[key].items() if not isinstance(
+            v, list)} for key in ("teacher_forced", "greedy", "reference", "targets")}
+        row["diagnosis"]["sentences"] = report["sentences"]
+    return row
+
+
+def significance(args, rows):
+    """``row["p"][baseline]["beamB"]``: the paired-bootstrap test (p-value, BLEU difference) of
+    each run's test2016 output against the same seed's (a) and (b) at its dropout and source
+    order."""
+    by_key = {(r["method"], r["dropout"], r["source_reversal"], r["seed"]): r for r in rows}
+    for row in rows:
+        data = run_data(args, resumable.load(args.out / row["name"]))
+        refs = read_lines(data / "ref" / f"test.{prep_info(data)['tgt']}")
+        row["p"] = {}
+        for base in BASELINES:
+            other = by_key.get((base, row["dropout"], row["source_reversal"], row["seed"]))
+            if other is None or other is row:
+                continue
+            row["p"][base] = {}
+            for beam in DECODES:
+                def hyps(r, beam=beam):
+                    return read_lines(args.out / r["name"] / f"test-beam{beam}.txt")
+                test = nmt_runs.paired_bootstrap(refs, hyps(other), hyps(row))
+                row["p"][base][f"beam{beam}"] = {
+                    "p": test["p_value"], "delta": test["system"] - test["baseline"]}
+                row["bootstrap_signature"] = test["signature"]
+    return rows
+
+
+def group_label(row):
+    return (f"({METHODS[row['method']]}) {row['method']}, dropout {row['dropout']:g}, "
+            f"{'reversed' if row['source_reversal'] else 'forward'} source")
+
+
+def verdicts(label, group):
+    """How many seeds of a group are better / worse than (a) and (b) at p < 0.05."""
+    lines = []
+    for base in BASELINES:
+        paired = [r["p"][base] for r in group if base in r["p"]]
+        if not paired:
+            continue
+        parts = []
+        for beam in DECODES:
+            tests = [t[f"beam{beam}"] for t in paired]
+            better = sum(t["p"] < 0.05 and t["delta"] > 0 for t in tests)
+            worse = sum(t["p"] < 0.05 and t["delta"] < 0 for t in tests)
+            mean = replication.mean_std(t["delta"] for t in tests)[0]
+            parts.append(f"{'greedy' if beam == 1 else f'beam {beam}'} {mean:+.2f} BLEU, "
+                         f"better in {better} and worse in {worse} of {len(tests)} seeds")
+        lines.append(f"- {label} against ({METHODS[base]}) {base} (paired bootstrap, "
+                     "p < 0.05): " + "; ".join(parts))
+    return lines
+
+
+def table(rows):
+    """Markdown: one line per method, dropout and source order (seeds side by side), then
+    each group's seeds better or worse than (a) and (b) at p < 0.05."""
+    def cells(values, fmt="{:.2f}"):
+        return ", ".join(fmt.format(v) for v in values)
+
+    def pvalues(group, base):
+        return ", ".join(f"{r['p'][base]['beam1']['p']:.3f} / {r['p'][base]['beam5']['p']:.3f}"
+                         if base in r["p"] else "-" for r in group)
+
+    lines = ["| run | seeds | test2016 greedy | per seed | beam 5 | per seed | p vs (a) greedy "
+             "/ beam 5 | p vs (b) greedy / beam 5 | best valid BLEU | updates | wall (min) "
+             "| stop | precision | commit |", "|" + "---|" * 14]
+    groups = {}
+    for row in rows:
+        groups.setdefault(group_label(row), []).append(row)
+    notes = []
+    for label, group in groups.items():
+        scores = []
+        for beam in DECODES:
+            values = [r["test"][f"beam{beam}"] for r in group]
+            mean, std = replication.mean_std(values)
+            scores += [f"{mean:.2f} ± {std:.2f}", cells(values)]
+        commits = dict.fromkeys(c for r in group for c in r["commits"] if c)
+        lines.append(
+            f"| {label} | {len(group)} | {' | '.join(scores)} | {pvalues(group, 'mle')} "
+            f"| {pvalues(group, 'mle_ls')} | {cells(r['best_valid'] for r in group)} "
+            f"| {', '.join(str(r['updates']) for r in group)} "
+            f"| {cells((r['train_wall_s'] / 60 for r in group), '{:.0f}')} "
+            f"| {', '.join(r['stop'] for r in group)} "
+            f"| {', '.join(sorted({r['precision'] for r in group}))} | {', '.join(commits)} |")
+        notes += verdicts(label, group)
+    return lines + [""] + notes
+
+
+# the diagnosis table: (label, section of diagnose.json, key)
+DIAGNOSIS = [("teacher-forced NLL (bits / token)", "teacher_forced", "nll_bits"),
+             ("model p(reference action)", "targets", "model_prob_of_reference_action"),
+             ("length ratio, greedy", "greedy", "length_ratio"),
+             ("error after the first error, teacher-forced", "teacher_forced",
+              "error_next_after_first_error"),
+             ("error after the first error, greedy", "greedy", "error_next_after_first_error"),
+             ("compounding, greedy", "greedy", "compounding")]
+
+
+def diagnosis_table(rows):
+    """Markdown: the diagnoses' main numbers, each group's mean over its seeds."""
+    rows = [r for r in rows if "diagnosis" in r]
+    if not rows:
+        return []
+    groups = {}
+    for row in rows:
+        groups.setdefault(group_label(row), []).append(row["diagnosis"])
+    lines = ["Diagnosis of the best checkpoints on the validation set (mean over seeds; "
+             "target report of (c)'s criterion):", "",
+             "| run | " + " | ".join(label for label, _, _ in DIAGNOSIS) + " |",
+             "|" + "---|" * (len(DIAGNOSIS) + 1)]
+    for label, group in groups.items():
+        cells = []
+        for _, section, key in DIAGNOSIS:
+            values = [d[section].get(key) for d in group]
+            values = [v for v in values if v is not None]
+            cells.append(f"{replication.mean_std(values)[0]:.3f}" if values else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return ["", *lines]
+
+
+def summarise(args):
+    """Score, diagnose and tabulate every finished run under OUT."""
+    rows = significance(args, [read_record(args, run) for run in finished_runs(args.out)])
+    if not rows:
+        print(f"no finished run under {args.out}")
+        return {"runs": []}
+    lines = table(rows) + diagnosis_table(rows)
+    signatures = sorted({r["signature"] for r in rows})
+    lines += ["", f"sacreBLEU: {', '.join(signatures)}"]
+    boot = sorted({r["bootstrap_signature"] for r in rows if "bootstrap_signature" in r})
+    if boot:
+        lines.append(f"paired bootstrap: {', '.join(boot)}")
+    summary = {"runs": rows, "signature": signatures, "bootstrap_signature": boot}
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print("\n".join(lines))
+    for suffix, xlabel, scale in (("", "training wall time (min, 1 thread)",
+                                   lambda r: r["s_per_update"] / 60),
+                                  ("-updates", "updates", lambda r: 1.0)):
+        replication.plot_curves(
+            [(group_label(r), [u * scale(r) for u, _ in r["valid_curve"]],
+              [v for _, v in r["valid_curve"]]) for r in rows], xlabel,
+            "validation BLEU (greedy, whole split)", "Multi30k de-en from scratch, LSTM 256",
+            args.out / f"curves{suffix}.png")
+    return summary
+
+
+def ensure_test_split(args):
+    """The prepared directory's ``test`` split: kept, else added from ``--test-raw``."""
+    info = prep_info(args.prep)
+    if "test" in info.get("splits", []):
+        return
+    if not args.test_raw:
+        raise SystemExit(f"{args.prep} has no test split: prepare it again with "
+                         "prepare_multi30k.py (it picks up RAW/test2016.*), or give "
+                         "--test-raw RAW/test2016")
+    src, tgt = (read_lines(f"{args.test_raw}.{lang}") for lang in (info["src"], info["tgt"]))
+    add_split(args.prep, "test", src, tgt)
+
+
+def data_dir(args):
+    """The prepared directory the runs read: ``--prep``, or its source-reversed copy
+    ``OUT/data-reversed`` (:func:`~fairseq_searnn.data.nmt_prepare.reversed_source`)."""
+    if args.source_reversal == "off":
+        return args.prep
+    return reversed_source(args.prep, args.out / "data-reversed")
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--prep", required=True, type=Path, help="made by prepare_multi30k.py")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
+    p.add_argument("--dropout", type=float, nargs="+", default=[0.3])
+    p.add_argument("--source-reversal", choices=("on", "off"), default="on",
+                   help="reverse the source sentences (the authors' --revert_input_sequence)")
+    p.add_argument("--cap-minutes", type=float, default=240.0,
+                   help="training time per run (fairseq's cumulative training time)")
+    p.add_argument("--patience", type=int, default=4,
+                   help="validations without a better validation BLEU before stopping")
+    p.add_argument("--lr-patience", type=int, default=0,
+                   help="epochs without a better validation BLEU before halving the step")
+    p.add_argument("--validate-every", type=int, default=0,
+                   help="validate every N updates as well as after every epoch (0: epochs)")
+    p.add_argument("--precision", choices=nmt_runs.PRECISIONS, default="auto",
+                   help="bfloat16: autocast training steps (and SeaRNN decoding)")
+    p.add_argument("--searnn-cells", type=int, default=6, help="(c), (d), (f): cells")
+    p.add_argument("--searnn-tokens", type=int, default=5, help="(c), (d), (f): top-k tokens")
+    p.add_argument("--searnn-neighbors", type=int, default=2,
+                   help="(c), (d), (f): reference tokens within W positions")
+    p.add_argument("--mle-weight", type=float, default=0.3, help="(f): token-loss weight")
+    p.add_argument("--dss-decay-k", type=int, default=600,
+                   help="(e): gold-token probability k / (k + exp(i / k))")
+    p.add_argument("--dss-alpha-growth", type=float, default=1.001,
+                   help="(e): soft-argmax alpha multiplied by this per update")
+    p.add_argument("--test-raw", help="RAW/test2016: the test split's raw files, added to "
+                   "--prep when it has none")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--report-only", action="store_true",
+                      help="train nothing: score and tabulate every finished run under OUT")
+    mode.add_argument("--train-only", action="store_true",
+                      help="train, then stop (no scores, diagnoses or table)")
+    p.add_argument("--no-diagnose", action="store_true", help="skip the diagnoses")
+    p.add_argument("--diagnose-sentences", type=int, default=512,
+                   help="sentences of the diagnosis's target report (0: all)")
+    p.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
+                   help="after --: options added to every new run's fairseq-train")
+    args = p.parse_args(argv)
+    args.prep, args.out = args.prep.resolve(), args.out.resolve()
+    if args.cap_minutes <= 0 or args.patience < 1 or args.jobs < 1:
+        p.error("--cap-minutes must be > 0, --patience and --jobs >= 1")
+    if any(d < 0 or d >= 1 for d in args.dropout):
+        p.error("--dropout: values in [0, 1)")
+    return args
+
+
+def main(argv=None):
+    args = parse(argv)
+    import torch
+
+    torch.set_num_threads(1)  # scoring and diagnoses in this process
+    args.out.mkdir(parents=True, exist_ok=True)
+    ensure_test_split(args)
+    if not args.report_only:
+        precision, why = nmt_runs.resolve_precision(args.precision)
+        print(f"precision of new runs: {precision} ({why})", flush=True)
+        data = data_dir(args)
+        jobs = [(m, d, s) for m in args.methods for d in args.dropout for s in args.seeds]
+
+        def job(method, dropout, seed):
+            try:
+                return train(args, data, precision, method, dropout, seed)
+            except RuntimeError as error:  # the other runs go on; this one is 'interrupted'
+                print(f"{run_name(method, dropout, args.source_reversal == 'on', seed)} "
+                      f"failed: {error}", flush=True)
+                return None
+        runs = replication.run_all(job, jobs, args.jobs)
+        if args.train_only:
+            return {"trained": [str(r) for r in runs if r is not None]}
+    return summarise(args)
+
+
+if __name__ == "__main__":
+    main()
