@@ -264,6 +264,40 @@ def table(res) -> str:
     return "\n".join(lines)
 
 
+def measure(args) -> dict:
+    res = {"machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "processor": platform.processor(),
+                       "fast_bfloat16": precision.fast_bfloat16()}, "archs": {}}
+    archs = ["checkpoint"] if args.checkpoint else args.archs
+    for arch in archs:
+        torch.manual_seed(1)
+        task, model, crit, samples = setup(args, arch)
+        print(f"{arch}: roll-outs", flush=True)
+        r = {"copy_s": copy_cost(model), "rollouts": rollouts(task, model, crit, samples,
+                                                               args.repeats)}
+        if args.checkpoint:
+            print(f"{arch}: agreement", flush=True)
+            r["agreement"] = agreement(task, model, crit, samples)
+        r["steps"] = steps(task, model, crit, samples, args.repeats)
+        res["archs"][arch] = r
+    before, bf16 = VARIANTS[0][0], VARIANTS[-1][0]
+    res["bfloat16_rollouts_vs_float32"] = {
+        a: r["rollouts"][bf16]["tokens_per_s"] / r["rollouts"][before]["tokens_per_s"]
+        for a, r in res["archs"].items()}
+    res["bfloat16_searnn_step_vs_float32"] = {
+        a: r["steps"][f"SeaRNN fine-tune, {before}"]
+        / r["steps"]["SeaRNN fine-tune, bfloat16 decoding + autocast"]
+        for a, r in res["archs"].items()}
+    return res
+
+
+def run(quick: bool = False) -> dict:
+    """For ``benchmarks/run.py``: untrained LSTM and Transformer."""
+    args = argparse.Namespace(archs=["lstm", "transformer"], batches=1 if quick else 2,
+                              repeats=1 if quick else 2, prep=None, checkpoint=None)
+    return measure(args)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--archs", nargs="+", default=["lstm", "transformer"])

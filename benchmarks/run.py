@@ -4,7 +4,9 @@
 repetitions and the sweeps. Headline keys: ``rollout_tokens_per_s_vs_sequence_generator``
 {lstm, transformer}, ``bleu_speedup_vs_sacrebleu``, ``edit_speedup_vs_rapidfuzz``,
 ``reference_rollout_step_vs_mle`` {lstm, transformer}, ``skl5_speedup_vs_kl_full``,
-``peak_memory_vs_mle``, and the time breakdown of SeaRNN steps (``engine.nmt_steps``).
+``peak_memory_vs_mle``, the time breakdown of SeaRNN steps (``engine.nmt_steps``), and
+bfloat16 against float32 (``bfloat16_rollouts_vs_float32``, ``bfloat16_searnn_step_vs_float32``:
+``benchmarks/bench_precision.py``).
 """
 
 import argparse
@@ -19,12 +21,14 @@ from pathlib import Path
 import bench_costs
 import bench_dss
 import bench_engine
+import bench_precision
 import torch
 
 HEADLINE = {
     "engine": ["rollout_tokens_per_s_vs_sequence_generator", "reference_rollout_step_vs_mle",
                "skl5_speedup_vs_kl_full", "peak_memory_vs_mle", "step_memory_vs_mle"],
     "costs": ["bleu_speedup_vs_sacrebleu", "edit_speedup_vs_rapidfuzz"],
+    "precision": ["bfloat16_rollouts_vs_float32", "bfloat16_searnn_step_vs_float32"],
 }
 
 
@@ -38,7 +42,9 @@ def main(argv=None):
     torch.set_num_threads(2)
     out = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                        "threads": torch.get_num_threads(), "processor": platform.processor()}}
-    for name, module in (("costs", bench_costs), ("engine", bench_engine), ("dss", bench_dss)):
+    modules = (("costs", bench_costs), ("engine", bench_engine), ("dss", bench_dss),
+               ("precision", bench_precision))
+    for name, module in modules:
         start = time.perf_counter()
         out[name] = module.run(args.quick)
         out[name]["wall_s"] = time.perf_counter() - start

@@ -5,7 +5,6 @@ import json
 import random
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -57,13 +56,10 @@ def test_precision_choice_and_options(monkeypatch):
     assert nmt_runs.resolve_precision("bfloat16") == ("bfloat16", "asked")
     with pytest.raises(ValueError, match="precision 'half'"):
         nmt_runs.resolve_precision("half")
-    module = "fairseq_searnn.search.precision"
-    monkeypatch.setitem(sys.modules, module, None)  # a version without the module
-    assert nmt_runs.resolve_precision("auto")[0] == "float32"
+    from fairseq_searnn.search import precision as module
+
     for fast, expected in ((True, "bfloat16"), (False, "float32")):
-        fake = types.ModuleType(module)
-        fake.fast_bfloat16 = lambda fast=fast: fast
-        monkeypatch.setitem(sys.modules, module, fake)
+        monkeypatch.setattr(module, "fast_bfloat16", lambda fast=fast: fast)
         precision, why = nmt_runs.resolve_precision("auto")
         assert precision == expected and "fast_bfloat16()" in why
     assert nmt_runs.precision_args("float32", searnn=True) == []

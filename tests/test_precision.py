@@ -123,7 +123,11 @@ def test_task_autocast_option_trains_and_validates(data_bin, tmp_path):
     assert exp_avg and all(t.dtype is torch.float32 for t in exp_avg)
 
 
-def test_autocast_option_rejects_float16(data_bin):
+def test_autocast_option_rejects_float16_and_other_mixed_precision(data_bin):
     with pytest.raises(SystemExit):
         helpers.parse_cfg(helpers.train_argv(data_bin, "lstm", "cross_entropy", [
             "--task", "searnn_translation", "--searnn-autocast", "float16"]))
+    with pytest.raises(ValueError, match="--searnn-autocast bfloat16 cannot be combined with "
+                                         "--amp"):
+        helpers.build(data_bin, "lstm", extra=["--searnn-autocast", "bfloat16", "--amp"],
+                      task="searnn_translation")

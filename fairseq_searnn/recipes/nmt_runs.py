@@ -100,15 +100,13 @@ def diagnose(data_bin, checkpoint, out, subset: str = "valid",
 def resolve_precision(choice: str) -> Tuple[str, str]:
     """``(precision, why)`` of a driver's ``--precision``: ``float32`` and ``bfloat16`` as
     asked; ``auto`` is bfloat16 where ``fairseq_searnn.search.precision.fast_bfloat16()``
-    says this CPU runs it fast, else float32 (also in a version without that module)."""
+    says this machine runs it fast, else float32."""
     if choice not in PRECISIONS:
         raise ValueError(f"precision {choice!r}: one of {', '.join(PRECISIONS)}")
     if choice != "auto":
         return choice, "asked"
-    try:
-        from fairseq_searnn.search.precision import fast_bfloat16
-    except ImportError:
-        return "float32", "auto: this version has no fairseq_searnn.search.precision"
+    from fairseq_searnn.search.precision import fast_bfloat16
+
     if fast_bfloat16():
         return "bfloat16", "auto: fast_bfloat16() holds on this CPU"
     return "float32", "auto: fast_bfloat16() does not hold on this CPU"

@@ -38,6 +38,13 @@ class SearnnTranslationTask(TranslationTask):
     def __init__(self, cfg: SearnnTranslationConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
         config.check(cfg)
+        common = _root_option(cfg, "common")
+        if str(cfg.searnn_autocast) != "float32" and common is not None:
+            mixed = [f"--{o.replace('_', '-')}" for o in ("fp16", "bf16", "amp")
+                     if common.get(o, False)]
+            if mixed:
+                raise ValueError(f"--searnn-autocast {cfg.searnn_autocast} cannot be combined "
+                                 f"with {' / '.join(mixed)}: one mixed-precision scheme")
         checkpoint_cfg = _root_option(cfg, "checkpoint")
         if checkpoint_cfg is not None:
             config.check_best_metric(cfg, checkpoint_cfg.best_checkpoint_metric,
