@@ -27,7 +27,12 @@ setup(
         "sentencepiece",
     ],
     extras_require={
-        "test": ["pytest", "matplotlib", "sacremoses", "ruff==0.17.6"],
+        # transformers for the tests of fairseq_searnn.hf (the version they were run with)
+        "test": ["pytest", "matplotlib", "sacremoses", "ruff==0.17.6", "transformers==5.25.0",
+                 "accelerate>=1.1.0"],
+        # fairseq_searnn.hf: SeaRNN for transformers seq2seq models (tested with 5.25; its
+        # Trainer needs accelerate)
+        "hf": ["transformers>=5.25,<6", "accelerate>=1.1.0"],
         "examples": ["matplotlib", "sacremoses"],
         "bench": ["rapidfuzz"],
     },

@@ -4,8 +4,8 @@ only-special dictionaries, bf16 models. Never a crash, never a NaN, never a wron
 import pytest
 import torch
 from fairseq.data import Dictionary
-from test_engine import check_against_brute_force
 
+import brute_force as bf
 import helpers
 from fairseq_searnn.criterions.searnn_config import SearnnConfig, check
 from fairseq_searnn.search.engine import SearchConfig
@@ -60,7 +60,7 @@ def test_edge_batch_costs_equal_brute_force(edge_bin, rollin, rollout, cost):
     sample = helpers.valid_batch(task, 8)
     cfg = SearchConfig(cost=cost, rollin=rollin, rollin_ref_prob=0.5, rollout=rollout,
                        tokens=3, max_len_a=0.5, max_len_b=3, rollout_focused_steps=1)
-    res, _ = check_against_brute_force(task, model, sample, cfg)
+    res, _ = bf.check_against_brute_force(task, model, sample, cfg)
     # over-long reference (24 tokens) under a 9-token limit: the reference roll-in is kept
     assert res.rollin.size(1) >= 3
 

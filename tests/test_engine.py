@@ -23,71 +23,6 @@ def models(data_bin):
     return out
 
 
-def expected_entry(model, enc, rollin_prefix, a, ref, cfg, max_len, pad, eos, learned):
-    """Brute-force hypothesis of one (cell, candidate) entry."""
-    sel = cfg.reference_cost or cfg.cost
-    if a == eos:
-        return list(rollin_prefix)
-    hyp = list(rollin_prefix) + [a]
-    if learned:
-        steps = cfg.rollout_focused_steps if cfg.rollout == "focused" else None
-        hyp, ended = bf.greedy(model, enc, hyp, max_len, pad, eos, max_steps=steps,
-                               fixed_length=cfg.fixed_length)
-        if ended:
-            return hyp
-    return hyp + ref[bf.reference_start(hyp, ref, cfg.reference, sel, pad):]
-
-
-def check_against_brute_force(task, model, sample, cfg):
-    d = task.target_dictionary
-    pad, eos = d.pad(), d.eos()
-    search = Search(cfg, d)
-    res = search.collect(model, sample, seed=123, keep_hypotheses=True)
-    entries, hyps = res.hypotheses
-    got = {tuple(e): bf.strip(h, pad) for e, h in zip(entries.tolist(), hyps)}
-    src = sample["net_input"]["src_tokens"]
-    kinds = {}  # (b, t, k) -> the roll-out policies that explain the entry
-    for b in range(src.size(0)):
-        enc = bf.encode_one(model, src[b], pad)
-        ref = bf.strip(sample["target"][b], pad, eos)
-        max_len = bf.length_bound(cfg, int(sample["net_input"]["src_lengths"][b]), len(ref))
-        rollin = bf.strip(res.rollin[b], pad, eos)
-        if cfg.rollin == "reference":
-            assert rollin == ref
-        elif cfg.rollin == "learned":
-            assert rollin == bf.greedy(model, enc, [], max_len, pad, eos,
-                                       fixed_length=cfg.fixed_length)[0]
-        n_cells = len(rollin) + 1
-        assert res.rollin[b, len(rollin)] == eos
-        for t in range(res.rollin.size(1)):
-            rolled = bool(res.mask[b, t].any())
-            if cfg.cells == 0:
-                assert rolled == (t < n_cells)
-            elif t >= n_cells:
-                assert not rolled
-            if not rolled:
-                continue
-            act = bf.reference_action(rollin[:t], ref, cfg.reference, cfg.reference_cost or
-                                      cfg.cost, pad, eos)
-            assert res.candidates[b, t, 0] == act and res.mask[b, t, 0]
-            for k in res.mask[b, t].nonzero().flatten().tolist():
-                a = int(res.candidates[b, t, k])
-                options = {"reference": [False], "learned": [True], "focused": [True],
-                           "mixed": [False, True]}[cfg.rollout]
-                matches = [learned for learned in options if expected_entry(
-                    model, enc, rollin[:t], a, ref, cfg, max_len, pad, eos, learned)
-                    == got[(b, t, k)]]
-                assert matches, (b, t, k, got[(b, t, k)])
-                kinds[(b, t, k)] = set(matches)
-                want = bf.cost_of(cfg.cost, got[(b, t, k)], ref, pad)
-                assert abs(float(res.costs[b, t, k]) - want) < 1e-5
-        if cfg.cells:  # C drawn, plus the EOS cell and the one before when not drawn
-            rolled = res.mask[b].any(1)
-            assert bool(rolled[n_cells - 1]) and bool(rolled[max(n_cells - 2, 0)])
-            assert min(cfg.cells, n_cells) <= int(rolled.sum()) <= min(cfg.cells + 2, n_cells)
-    return res, kinds
-
-
 CASES = [
     # (rollin, rollout, reference, cost, tokens)
     ("reference", "reference", "copy", "hamming", 0),
@@ -108,7 +43,7 @@ def test_collect_costs_equals_brute_force(models, arch, rollin, rollout, referen
     cfg = SearchConfig(cost=cost, rollin=rollin, rollin_ref_prob=0.5, rollout=rollout,
                        reference=reference, tokens=tokens, max_len_b=9, rollout_batch_size=7,
                        rollout_focused_steps=2)
-    res, kinds = check_against_brute_force(task, model, sample, cfg)
+    res, kinds = bf.check_against_brute_force(task, model, sample, cfg)
     if rollout == "mixed":
         assert set().union(*kinds.values()) == {False, True}
 
@@ -120,7 +55,7 @@ def test_decoded_tokens_count_what_the_model_generated(models, arch):
     task, model, sample = models[arch]
     pad, eos = task.target_dictionary.pad(), task.target_dictionary.eos()
     cfg = SearchConfig(cost="edit", rollin="reference", rollout="learned", max_len_b=9)
-    res, _ = check_against_brute_force(task, model, sample, cfg)
+    res, _ = bf.check_against_brute_force(task, model, sample, cfg)
     entries, hyps = res.hypotheses
     want = 0
     for (b, t, k), hyp in zip(entries.tolist(), hyps):
@@ -141,7 +76,7 @@ def test_greedy_rollin_reads_its_own_token_off_the_rollin(models, arch):
     eos = task.target_dictionary.eos()
     cfg = SearchConfig(cost="hamming", rollin="learned", rollout="learned", tokens=3,
                        max_len_b=9)
-    res, _ = check_against_brute_force(task, model, sample, cfg)
+    res, _ = bf.check_against_brute_force(task, model, sample, cfg)
     own = res.mask & res.candidates.eq(res.rollin.unsqueeze(2)) & res.rollin.ne(eos).unsqueeze(2)
     assert res.stats["reused_rollouts"] == int(own.sum()) == int(
         (res.cells & res.rollin.ne(eos)).sum()) > 0
@@ -159,7 +94,7 @@ def test_fixed_length_equals_brute_force(models, arch, tokens):
     d = task.target_dictionary
     cfg = SearchConfig(cost="hamming", rollin="learned", rollout="mixed", tokens=tokens,
                        fixed_length=True, rollout_batch_size=7)
-    res, kinds = check_against_brute_force(task, model, sample, cfg)
+    res, kinds = bf.check_against_brute_force(task, model, sample, cfg)
     assert set().union(*kinds.values()) == {False, True}
     entries, hyps = res.hypotheses
     ref_len = sample["target"].ne(d.pad()).sum(1) - 1  # EOS excluded
@@ -184,7 +119,7 @@ def test_mixed_rollout_granularity(models, granularity):
         model.decoder.fc_out.bias[task.target_dictionary.nspecial] += 100.0
     cfg = SearchConfig(cost="edit", rollin="reference", rollout="mixed", tokens=4, max_len_b=9,
                        rollout_mix_granularity=granularity)
-    res, kinds = check_against_brute_force(task, model, sample, cfg)
+    res, kinds = bf.check_against_brute_force(task, model, sample, cfg)
     assert set().union(*kinds.values()) == {False, True}
     known = {e: next(iter(m)) for e, m in kinds.items() if len(m) == 1}  # unambiguous entries
 
@@ -209,7 +144,7 @@ def test_cells_subsampling_and_length_limit(models):
     task, model, sample = models["lstm"]
     cfg = SearchConfig(cost="edit", rollin="learned", rollout="learned", tokens=2, cells=2,
                        max_len_a=0.5, max_len_b=1)
-    check_against_brute_force(task, model, sample, cfg)
+    bf.check_against_brute_force(task, model, sample, cfg)
 
 
 def test_batched_equals_one_sentence_at_a_time(models):

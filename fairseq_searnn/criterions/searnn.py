@@ -13,12 +13,18 @@ import math
 import torch
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
 from fairseq.logging import metrics
 
 from fairseq_searnn.criterions.searnn_config import SearnnConfig, alpha, check, search_config
 from fairseq_searnn.schedules import Schedulable, ScheduleDefaults
-from fairseq_searnn.search import Search, allowed_tokens, content, emittable_tokens, losses
+from fairseq_searnn.search import (
+    Search,
+    allowed_tokens,
+    content,
+    emittable_tokens,
+    losses,
+    objective,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +111,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         tokens = _nll(gold, sample["target"], self.padding_idx, reduce=False)
         w = self.cfg.searnn_mle_weight
         if w > 0:
-            per_cell = _add_padded((1 - w) * per_cell, w * self._token_loss(gold, sample, tokens))
+            per_cell = objective.mix(per_cell, self._token_loss(gold, sample, tokens), w)
         log = self._log(sample, loss=per_cell.sum(), nll=tokens.sum(), cells=int(cells.sum()))
         log.update(self._search_stats(res, cells, tiebreak))
         if not self._described:
@@ -133,28 +139,13 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         """Per-cell loss ``[B, T]`` (0 outside the rolled-out cells) from the log-probabilities
         ``lprobs: [B, T, V]`` and the search result; also the cells ``[B, T]`` and the LL
         tie-breaking draws used (None for KL)."""
-        lp = lprobs.gather(-1, res.candidates.masked_fill(~res.mask, self.eos))
-        if self.sampled:
-            lp = losses.restrict(lp, res.mask)
-        cells = res.mask.any(-1)
-        tiebreak = res.tiebreak if self.target_name != "kl" else None
-        per_cell = self.loss_fn(lp, res.costs, res.mask, alpha=self.alpha, tiebreak=tiebreak)
-        return per_cell.masked_fill(~cells, 0.0), cells, tiebreak
+        return objective.cell_losses(lprobs, res, self.target_name, sampled=self.sampled,
+                                     alpha=self.alpha, eos=self.eos)
 
     def _search_stats(self, res, cells, tiebreak) -> dict:
         """Sums over the rolled-out cells for logging: costs, roll-outs and the target."""
-        masked = res.costs.masked_fill(~res.mask, float("inf"))
-        q = losses.target(self.target_name, res.costs, res.mask, alpha=self.alpha,
-                          tiebreak=tiebreak)
-        return dict(
-            searnn_min_cost=masked.min(-1).values[cells].sum().data,
-            searnn_ref_cost=res.costs[..., 0][cells].sum().data,
-            searnn_rollouts=res.stats["rollouts"],
-            searnn_learned_rollouts=res.stats["learned_rollouts"],
-            searnn_search_time=res.stats["search_time"],
-            searnn_target_ref_mass=q[..., 0][cells].sum().data,
-            searnn_target_entropy=losses.entropy(q)[cells].sum().data,
-        )
+        return objective.search_stats(res, cells, self.target_name, alpha=self.alpha,
+                                      tiebreak=tiebreak)
 
     def _describe(self, res, cells) -> None:
         """Log once what a training batch costs: cells, roll-outs, learned share."""
@@ -182,10 +173,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         eps = self.cfg.searnn_mle_label_smoothing
         if eps == 0:
             return nll
-        target = sample["target"]
-        smoothed, _ = label_smoothed_nll_loss(lprobs, target.unsqueeze(-1), eps,
-                                              ignore_index=self.padding_idx, reduce=False)
-        return smoothed.squeeze(-1)
+        return objective.token_loss(lprobs, sample["target"], self.padding_idx, eps)
 
     def _cheap_valid(self, model, sample, reduce=True):
         """Validation: gold NLL (as ``loss``) and the cost of the greedy decoding (bounded by
@@ -223,18 +211,15 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         metrics.log_scalar("nll_loss", total["nll_loss"] / max(ntok, 1) / math.log(2), ntok,
                            round=3)
         metrics.log_derived("ppl", lambda m: utils.get_perplexity(m["nll_loss"].avg))
-        if total["searnn_rollouts"] > 0:
-            metrics.log_scalar("min_cost", total["searnn_min_cost"] / cells, cells, round=4)
-            metrics.log_scalar("ref_cost", total["searnn_ref_cost"] / cells, cells, round=4)
-            metrics.log_scalar("target_ref_mass", total["searnn_target_ref_mass"] / cells, cells,
-                               round=3)
-            metrics.log_scalar("target_entropy", total["searnn_target_entropy"] / cells, cells,
-                               round=3)
+        ratios = objective.summarize(total)
+        if ratios:
             rollouts = total["searnn_rollouts"]
-            metrics.log_scalar("learned_share", total["searnn_learned_rollouts"] / rollouts,
-                               rollouts, round=3)
-            metrics.log_scalar("rollouts_per_s",
-                               rollouts / max(total["searnn_search_time"], 1e-9), round=1)
+            for name in ("min_cost", "ref_cost"):
+                metrics.log_scalar(name, ratios[name], cells, round=4)
+            for name in ("target_ref_mass", "target_entropy"):
+                metrics.log_scalar(name, ratios[name], cells, round=3)
+            metrics.log_scalar("learned_share", ratios["learned_share"], rollouts, round=3)
+            metrics.log_scalar("rollouts_per_s", ratios["rollouts_per_s"], round=1)
         if total["searnn_greedy_sentences"] > 0:
             n = total["searnn_greedy_sentences"]
             metrics.log_scalar("greedy_cost", total["searnn_greedy_cost"] / n, n, round=4)
@@ -267,16 +252,8 @@ def _teacher_forced(model, net_input, prevs, pad):
 def _nll(lprobs, target, pad, reduce=True):
     """Token NLL of ``target: [B, T]`` under ``lprobs: [B, T, V]``, pad ignored: summed, or
     ``[B, T]`` (0 at pad)."""
-    nll = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    nll = nll.masked_fill(target.eq(pad), 0.0)
+    nll = objective.token_nll(lprobs, target, pad)
     return nll.sum() if reduce else nll
-
-
-def _add_padded(x, y):
-    """``x: [B, Tx] + y: [B, Ty]``, the shorter right-padded with zeros: ``[B, max]``."""
-    width = max(x.size(1), y.size(1))
-    return (torch.nn.functional.pad(x, (0, width - x.size(1)))
-            + torch.nn.functional.pad(y, (0, width - y.size(1))))
 
 
 def _require_incremental(model):

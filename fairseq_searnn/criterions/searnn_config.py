@@ -16,6 +16,8 @@ from fairseq_searnn.search import (
     ROLLOUTS,
     STRATEGIES,
     SearchConfig,
+    checks,
+    objective,
 )
 from fairseq_searnn.search.precision import DTYPES as DECODE_DTYPES
 
@@ -114,70 +116,31 @@ class SearnnConfig(FairseqDataclass):
     sentence_avg: bool = II("optimization.sentence_avg")
 
 
-#: the default alpha of each cost (--searnn-alpha unset)
-DEFAULT_ALPHA = {"bleu": 200.0, "bleu1": 200.0, "bleu-smooth-all": 200.0, "hamming": 50.0,
-                 "edit": 50.0}
+#: the objective's setting behind each option (checks name the option)
+OBJECTIVE_OPTIONS = {"alpha": "searnn_alpha", "mle_weight": "searnn_mle_weight",
+                     "label_smoothing": "searnn_mle_label_smoothing"}
+DEFAULT_ALPHA = objective.DEFAULT_ALPHA
 
 
 def alpha(cfg: SearnnConfig) -> float:
     """``--searnn-alpha``, or the default of ``--searnn-cost``."""
-    if cfg.searnn_alpha is not None:
-        return float(cfg.searnn_alpha)
-    return DEFAULT_ALPHA[str(cfg.searnn_cost)]
+    return objective.default_alpha(str(cfg.searnn_cost), cfg.searnn_alpha)
+
+
+def _flag(name: str) -> str:
+    """The command-line option behind the engine's or the objective's setting ``name``."""
+    option = {**SEARCH_OPTIONS, **OBJECTIVE_OPTIONS}[name]
+    return "--" + option.replace("_", "-")
 
 
 def check(cfg: SearnnConfig, sampled: bool, vocab: int, fixed_length: bool = False) -> None:
     """Raise ``ValueError`` naming the option for any invalid value or combination."""
-    if vocab <= 1:
-        raise ValueError("the target dictionary holds only special symbols: no candidate token "
-                         "besides EOS")
-    for problem in (*_value_problems(cfg), *_candidate_problems(cfg, sampled, vocab),
-                    *_policy_problems(cfg, fixed_length)):
+    settings = {name: getattr(cfg, option)
+                for name, option in {**SEARCH_OPTIONS, **OBJECTIVE_OPTIONS}.items()}
+    settings = {name: str(v) if isinstance(v, Enum) else v for name, v in settings.items()}
+    for problem in checks.problems(settings, sampled=sampled, vocab=vocab,
+                                   fixed_length=fixed_length, flag=_flag):
         raise ValueError(problem)
-
-
-def _value_problems(cfg: SearnnConfig):
-    """Messages for out-of-range values."""
-    for name in ("rollin_ref_prob", "rollout_ref_prob", "searnn_mle_weight"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            yield f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}"
-    if not 0.0 <= cfg.searnn_mle_label_smoothing < 1.0:
-        yield ("--searnn-mle-label-smoothing must be in [0, 1), got "
-               f"{cfg.searnn_mle_label_smoothing}")
-    if cfg.searnn_alpha is not None and cfg.searnn_alpha <= 0:
-        yield f"--searnn-alpha must be > 0, got {cfg.searnn_alpha}"
-    if cfg.searnn_sampling_temperature <= 0:
-        yield "--searnn-sampling-temperature must be > 0"
-    if cfg.searnn_cells < 0:
-        yield "--searnn-cells must be >= 0 (0: every cell)"
-    if cfg.rollout_batch_size <= 0:
-        yield "--rollout-batch-size must be > 0"
-    if (cfg.rollout_max_len_b or 0) < 0 or (cfg.rollout_max_len_a or 0) < 0:
-        yield "--rollout-max-len-a/-b must be >= 0"
-
-
-def _candidate_problems(cfg: SearnnConfig, sampled: bool, vocab: int):
-    """Messages for candidate-set options that do not fit the criterion."""
-    if sampled and cfg.searnn_tokens <= 0:
-        yield "sampled SeaRNN criterions need --searnn-tokens K > 0"
-    if not sampled and cfg.searnn_tokens > 0:
-        yield ("--searnn-tokens applies to searnn_sll / searnn_skl; the full criterions try "
-               "every symbol")
-    if cfg.searnn_tokens > vocab:
-        yield (f"--searnn-tokens {cfg.searnn_tokens} exceeds the {vocab} candidate symbols of "
-               "the target dictionary")
-    if cfg.searnn_neighbors < 0 or (
-            cfg.searnn_neighbors > 0 and cfg.searnn_token_sampling != "topk-neighbors"):
-        yield "--searnn-neighbors W >= 0 needs --searnn-token-sampling topk-neighbors"
-
-
-def _policy_problems(cfg: SearnnConfig, fixed_length: bool):
-    """Messages for roll-out / reference policies that do not fit together."""
-    if fixed_length and str(cfg.searnn_reference) != "copy":
-        yield ("fixed-length outputs (--searnn-fixed-length, or the task's) need "
-               "--searnn-reference copy: a best suffix changes the length")
-    if cfg.rollout == "focused" and cfg.rollout_focused_steps < 1:
-        yield "--rollout-focused-steps must be >= 1"
 
 
 def search_config(cfg: SearnnConfig, fixed_length: bool = False) -> SearchConfig:

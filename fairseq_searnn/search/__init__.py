@@ -4,9 +4,12 @@ per-cell losses. Shells (criterions, tasks, scripts) import from here, never a s
     from fairseq_searnn.search import Search, SearchConfig
     res = Search(SearchConfig(cost="edit"), tgt_dict).collect(model, sample, seed=1)
     res.rollin, res.candidates, res.costs, res.mask   # [B, T], [B, T, K] x 3
+
+The model decodes through a :class:`Host` (``search/host.py``): fairseq's models are wrapped
+on the fly; another library brings its own (``fairseq_searnn.hf.HFHost`` for ``transformers``).
 """
 
-from fairseq_searnn.search import losses
+from fairseq_searnn.search import checks, losses, objective
 from fairseq_searnn.search.engine import (
     MIX_GRANULARITIES,
     ROLLOUTS,
@@ -17,6 +20,7 @@ from fairseq_searnn.search.engine import (
     content,
     length_bound,
 )
+from fairseq_searnn.search.host import Host, as_host
 from fairseq_searnn.search.losses import APPENDIX_LOSSES, LOSSES
 from fairseq_searnn.search.reference import POLICIES as REFERENCE_POLICIES
 from fairseq_searnn.search.rollin import ROLLINS, greedy_decode, prev_output_tokens
@@ -25,7 +29,8 @@ from fairseq_searnn.search.sampling import STRATEGIES, allowed_tokens, emittable
 
 __all__ = [
     "APPENDIX_LOSSES", "LOSSES", "MIX_GRANULARITIES", "REFERENCE_POLICIES", "ROLLINS",
-    "ROLLOUTS", "STRATEGIES", "Entries", "RolledIn", "RolloutPolicy", "Search", "SearchConfig",
-    "SearchResult", "allowed_tokens", "content", "emittable_tokens", "greedy_decode",
-    "length_bound", "losses", "prev_output_tokens", "roll_out",
+    "ROLLOUTS", "STRATEGIES", "Entries", "Host", "RolledIn", "RolloutPolicy", "Search",
+    "SearchConfig", "SearchResult", "allowed_tokens", "as_host", "checks", "content",
+    "emittable_tokens", "greedy_decode", "length_bound", "losses", "objective",
+    "prev_output_tokens", "roll_out",
 ]

@@ -16,7 +16,7 @@ phases alone.
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -142,15 +142,20 @@ class Search:
 
     Args:
         cfg: :class:`SearchConfig`.
-        tgt_dict: the target dictionary (special ids, allowed candidate symbols).
+        tgt_dict: the target dictionary (special ids, allowed candidate symbols): ``pad()``,
+            ``eos()``, ``bos()``, ``unk()``, ``symbols``, ``len()``.
+        cost_fn: a cost ``(hyp [N, L], ref [N, Lr], pad) -> [N]`` scoring the roll-outs instead
+            of ``cfg.cost`` (e.g. on detokenised text, ``fairseq_searnn.hf.TextCost``); the
+            best-suffix selection cost stays ``cfg.reference_cost or cfg.cost``.
     """
 
-    def __init__(self, cfg: SearchConfig, tgt_dict):
+    def __init__(self, cfg: SearchConfig, tgt_dict,
+                 cost_fn: Optional[Callable[[Tensor, Tensor, int], Tensor]] = None):
         self.cfg = cfg
         self.pad, self.eos = tgt_dict.pad(), tgt_dict.eos()
         self.allowed = sampling.allowed_tokens(tgt_dict)  # full candidate sets
         self.drawable = sampling.emittable_tokens(tgt_dict)  # what sampled sets draw from
-        self.cost_fn = cost_fns.get_cost(cfg.cost)
+        self.cost_fn = cost_fn or cost_fns.get_cost(cfg.cost)
         self.sel_cost = cost_fns.get_cost(cfg.reference_cost or cfg.cost)
         self.decode_dtype = precision.dtype_of(cfg.decode_dtype)
         self._low_precision = precision.LowPrecisionCopy(self.decode_dtype)
