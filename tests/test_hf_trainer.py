@@ -61,3 +61,28 @@ def test_trainer_steps_lower_the_searnn_loss_and_save(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(again(**probe).logits, model(**probe).logits)
         assert float(loss(again, probe, seed=5)) == pytest.approx(after)
+
+
+def test_gradient_accumulation_divides_the_searnn_loss(tmp_path):
+    """The SeaRNN loss is a mean per micro-batch: with k accumulation steps the Trainer must
+    divide it by k (transformers would otherwise take it as already scaled, since Marian's
+    forward accepts loss kwargs)."""
+    from transformers import Seq2SeqTrainingArguments
+
+    from fairseq_searnn.hf import SearnnTrainer
+
+    model = hf_models.marian()
+    loss = SearnnLoss(model, loss="skl", tokens=3, rollin="learned", cost="edit", max_len_b=6)
+    batch = hf_models.toy_batch(model, n=4, seed=3)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=4,
+        gradient_accumulation_steps=2, report_to=[], use_cpu=True, seed=1, disable_tqdm=True)
+    trainer = SearnnTrainer(model=model, args=args, train_dataset=_examples(model, 8, 1),
+                            data_collator=_collate(model.config.pad_token_id),
+                            searnn_loss=loss)
+    trainer.current_gradient_accumulation_steps = 2
+    items = int(batch["labels"].ne(-100).sum())
+    got = trainer.training_step(model, batch, num_items_in_batch=items)
+    with torch.no_grad():
+        whole = loss(model, batch, seed=args.seed)
+    torch.testing.assert_close(got, whole / 2)

@@ -22,7 +22,6 @@ from fairseq_searnn.search import (
     allowed_tokens,
     content,
     emittable_tokens,
-    losses,
     objective,
 )
 
@@ -55,7 +54,6 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         self.search = Search(search_config(cfg, fixed), tgt_dict)
         self.eos = tgt_dict.eos()
         self.target_name = cfg.searnn_loss or self.loss_name
-        self.loss_fn = losses.get_loss(self.target_name)
         self.base_alpha = alpha(cfg)  # before any schedule
         self.alpha = self.base_alpha
         self.rollin_ref_prob = cfg.rollin_ref_prob  # mixed roll-in; scheduled by the task

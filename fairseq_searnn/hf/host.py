@@ -1,5 +1,5 @@
 """The engine's :class:`~fairseq_searnn.search.Host` for ``transformers`` encoder-decoder models
-(``AutoModelForSeq2SeqLM``: Marian, T5, BART, mBART, ...): :class:`HFHost`.
+(``AutoModelForSeq2SeqLM``; tested on Marian and T5): :class:`HFHost`.
 
 The encoder runs once per batch; the decoder runs incrementally on the model's own cache (an
 ``EncoderDecoderCache`` of ``DynamicCache`` layers: self-attention keys and values growing by

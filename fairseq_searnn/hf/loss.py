@@ -11,6 +11,7 @@ roll-in with grad, cells, candidates, roll-outs and costs (no grad), the per-cel
 """
 
 import dataclasses
+import logging
 from typing import Dict, Optional
 
 import torch
@@ -28,8 +29,13 @@ from fairseq_searnn.search import (
     content,
     emittable_tokens,
     objective,
+    precision,
     prev_output_tokens,
 )
+
+logger = logging.getLogger(__name__)
+#: full losses on a larger candidate vocabulary get a warning (as the fairseq criterions)
+FULL_VOCAB_WARNING = 300
 
 #: loss name -> (per-cell loss, candidates sampled): the fairseq criterions searnn_*
 LOSSES = {"ll": ("ll", False), "kl": ("kl", False), "sll": ("ll", True), "skl": ("kl", True)}
@@ -94,6 +100,10 @@ class SearnnLoss:
         for problem in checks.problems(settings, sampled=self.sampled, vocab=vocab,
                                        fixed_length=cfg.fixed_length, flag=str):
             raise ValueError(problem)
+        if not self.sampled and vocab > FULL_VOCAB_WARNING:
+            logger.warning(f"loss {loss!r} tries all {vocab} symbols of the vocabulary at every "
+                           f"cell, a roll-out each: with a vocabulary this size use 'sll' / "
+                           f"'skl' with tokens=K")
         self.alpha = objective.default_alpha(cfg.cost, alpha)
         self.mle_weight, self.label_smoothing = mle_weight, label_smoothing
         self.sentence_avg = sentence_avg
@@ -129,12 +139,14 @@ class SearnnLoss:
             batch: ``input_ids, attention_mask: [B, S]``, ``labels: [B, T]``.
             seed: keys the random draws with the sentences' source tokens (default: a
                 counter of calls).
-            decoding_model: the unwrapped model that decodes (default: ``model``).
+            decoding_model: the unwrapped model that decodes (default: ``model`` unwrapped
+                from a distributed wrapper).
         """
         self.steps += 1
         seed = self.steps if seed is None else seed
         sample = self.sample(batch)
-        host = self.host(decoding_model if decoding_model is not None else model)
+        host = self.host(decoding_model if decoding_model is not None
+                         else precision.unwrap(model))
         rolled = self.search.roll_in(host, sample, seed=seed,
                                      rollin_ref_prob=self.rollin_ref_prob)
         lprobs, gold = self.score(model, host, sample, rolled.prev_output_tokens)

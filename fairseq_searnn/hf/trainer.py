@@ -22,6 +22,10 @@ class SearnnTrainer(Seq2SeqTrainer):
     ``ref_cost``, ``target_ref_mass``, ``target_entropy``, ``learned_share``,
     ``rollouts_per_s`` (the fairseq criterion's statistics)."""
 
+    #: the SeaRNN loss is a mean over the micro-batch's cells (or sentences), not scaled for
+    #: gradient accumulation: the Trainer divides it by the accumulation steps
+    loss_is_scaled_for_ga = False
+
     def __init__(self, *args, searnn_loss: SearnnLoss, **kwargs):
         super().__init__(*args, **kwargs)
         self.searnn_loss = searnn_loss

@@ -9,7 +9,7 @@ The model decodes through a :class:`Host` (``search/host.py``): fairseq's models
 on the fly; another library brings its own (``fairseq_searnn.hf.HFHost`` for ``transformers``).
 """
 
-from fairseq_searnn.search import checks, losses, objective
+from fairseq_searnn.search import checks, losses, objective, precision
 from fairseq_searnn.search.engine import (
     MIX_GRANULARITIES,
     ROLLOUTS,
@@ -32,5 +32,5 @@ __all__ = [
     "ROLLOUTS", "STRATEGIES", "Entries", "Host", "RolledIn", "RolloutPolicy", "Search",
     "SearchConfig", "SearchResult", "allowed_tokens", "as_host", "checks", "content",
     "emittable_tokens", "greedy_decode", "length_bound", "losses", "objective",
-    "prev_output_tokens", "roll_out",
+    "precision", "prev_output_tokens", "roll_out",
 ]

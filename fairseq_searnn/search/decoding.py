@@ -128,7 +128,7 @@ class Decoder:
                 all rows of equal length ``L`` (rows grouped by cell share it); for a decoder
                 with a fixed-size state, only the last column is read.
             state: incremental state after consuming ``prefix[:, :-1]``, one row per
-                hypothesis (not modified).
+                hypothesis (updated in place: pass a fork to keep it).
             rows: ``[R]`` sentence index of each row (for the encoder output).
             length: ``[R]`` content tokens each hypothesis holds already.
             max_len: ``[R]`` content tokens allowed; EOS is forced when reached.
@@ -171,7 +171,8 @@ class Decoder:
         return tokens, finished
 
     def _compact(self, active, keep, state, enc, cur):
-        """Drop finished rows (``keep: [R]`` False) from every per-row structure."""
+        """Drop the rows where ``keep: [R]`` is False from ``active: [R]``, the state, the
+        encoder rows and the inputs ``cur: [R, L]``."""
         if bool(keep.all()):
             return active, state, enc, cur
         index = keep.nonzero().squeeze(1)
@@ -180,7 +181,6 @@ class Decoder:
         state = self.reorder(state, index, keep.numel())
         enc = self.host.encoder_rows(enc, index)
         return active[index], state, enc, cur[index]
-
 
 
 def greedy_choice(scores: Tensor) -> Tensor:

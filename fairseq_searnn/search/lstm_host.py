@@ -64,12 +64,18 @@ class LstmHost(Host):
                             None if mask is None else mask.index_select(0, index))
 
     def fork(self, state: State, index: Tensor, rows: int) -> State:
+        """Rows ``index: [R']`` of ``state`` (new tensors)."""
         if len(state) == 0:
             return {}
         return {"h": state["h"].index_select(1, index), "c": state["c"].index_select(1, index),
                 "feed": state["feed"].index_select(0, index)}
 
     def step(self, prefix: Tensor, state: State, encoder_out: LstmEncoding) -> Tensor:
+        """Scores ``[R, V]`` after ``prefix: [R, L]``; the state (``h, c: [layers, R, H]``,
+        ``feed: [R, H]``) holds ``prefix[:, :-1]``, or is empty and the whole prefix is fed
+        (as fairseq's decoder does)."""
+        if len(state) == 0 and prefix.size(1) > 1:
+            self.step(prefix[:, :-1], state, encoder_out)
         dec = self.decoder
         x = dec.embed_tokens(prefix[:, -1])  # [R, E]
         if len(state) == 0:
@@ -104,6 +110,7 @@ class LstmHost(Host):
         return torch.tanh(attn.output_proj(torch.cat((context, hidden), dim=1)))
 
     def score(self, prev_output_tokens: Tensor, encoder_out: LstmEncoding) -> Tensor:
+        """fairseq's forward on decoder inputs ``[B, T]``: ``[B, T, V]``."""
         outs, hiddens, cells, mask = encoder_out
         fairseq_out = (outs.transpose(0, 1), hiddens, cells,
                        None if mask is None else mask.t())

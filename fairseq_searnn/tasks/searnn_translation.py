@@ -125,8 +125,8 @@ class SearnnTranslationTask(TranslationTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.eval_searnn_cost is not None:
-            self._build_searnn_generator(self.decode_copy(model))
+        if self.cfg.eval_searnn_cost is not None and self.autocast_dtype == torch.float32:
+            self._build_searnn_generator(model)  # a low-precision copy: at first validation
         return model
 
     def _build_searnn_generator(self, model):
