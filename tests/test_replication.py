@@ -105,9 +105,14 @@ def test_spelling_grid_specs_reach_fairseq(tmp_path, monkeypatch):
     assert cfg.criterion.rollout_mix_granularity == "sentence"  # the authors' mixing
     assert cfg.optimization.clip_norm == 5 == train_argv("mle")[1].optimization.clip_norm
     args = argparse.Namespace(validate_every=200, patience_updates=3000, cap_minutes=90,
-                              fairseq=[])
+                              fairseq=[], precision="float32")
     assert driver.train_extra(args, "mle") == driver.train_extra(args, "searnn_kl") == (
         driver.train_extra(args, "searnn_sll"))  # one validation schedule for all methods
+    args.precision = "bfloat16"  # autocast for every method, bfloat16 decoding for SeaRNN's
+    assert driver.train_extra(args, "mle")[-2:] == ["--searnn-autocast", "bfloat16"]
+    assert driver.train_extra(args, "searnn_sll")[-4:] == [
+        "--searnn-autocast", "bfloat16", "--searnn-decode-dtype", "bfloat16"]
+    args.precision = "float32"
     extra = driver.train_extra(args, "mle")
     assert extra[extra.index("--patience") + 1] == "15"  # 3,000 updates / 200
     assert extra[extra.index("--validate-interval-updates") + 1] == "200"

@@ -6,7 +6,7 @@ scored with greedy and beam-5 sacreBLEU on the other half.
 
     python examples/nmt/converged.py --prep data/multi30k --out runs/multi30k-converged \\
         --arch lstm [--start CHECKPOINT] [--methods control searnn dss ss] [--seeds 1 2 3] \\
-        [--minutes 45] [--jobs 2] [--baseline-only | --report-only]
+        [--minutes 45] [--jobs 2] [--precision auto] [--baseline-only | --report-only]
 
 1. The validation split is cut into two fixed halves (pairs 1, 3, 5, ... ``select``; pairs
    2, 4, ... ``report``): ``select`` stops training and picks checkpoints, ``report`` is
@@ -35,6 +35,9 @@ its standard error), ``summary.json``, ``curves-updates.png`` and ``curves.png``
 BLEU against updates and against training wall time). One torch thread per run,
 ``--jobs`` fine-tunes at a time; finished runs, scores and diagnoses are not redone. Options
 after ``--`` go to every fairseq-train run (e.g. a smaller model for a trial).
+``--precision auto`` (the default) trains in bfloat16 where the machine has a fast bfloat16
+path (``--searnn-autocast bfloat16``; SeaRNN fine-tunes also ``--searnn-decode-dtype
+bfloat16``), else in float32; the choice is printed at the start.
 """
 
 import argparse
@@ -96,7 +99,8 @@ def baseline(args):
         recipes.run_logged(
             ["bash", HERE / "train.sh", "--valid-subset", SELECT, "--validate-interval", "1",
              "--patience", str(args.patience), "--stop-time-hours", f"{args.cap_hours:.4f}",
-             "--max-epoch", "1000", *CLIP, *args.fairseq], log, env)
+             "--max-epoch", "1000", *CLIP, *nmt_runs.precision_args(args.precision, False),
+             *args.fairseq], log, env)
     return out / "checkpoint_best.pt"
 
 
@@ -111,8 +115,9 @@ def finetune(args, init, method, seed):
             ["bash", HERE / "train.sh", "--finetune-from-model", init, "--valid-subset", SELECT,
              "--validate-interval", "100000", "--validate-interval-updates", str(every),
              "--save-interval-updates", str(every), "--keep-interval-updates", "1",
-             "--stop-time-hours", f"{args.minutes / 60:.4f}", *CLIP, *options, *args.fairseq],
-            log, env)
+             "--stop-time-hours", f"{args.minutes / 60:.4f}", *CLIP, *options,
+             *nmt_runs.precision_args(args.precision, env_extra.get("METHOD") == "searnn"),
+             *args.fairseq], log, env)
     return out
 
 
@@ -265,6 +270,9 @@ def parse(argv=None):
     p.add_argument("--minutes", type=float, default=45.0, help="wall time per fine-tune")
     p.add_argument("--lr", type=float, default=1e-4, help="fine-tune Adam step (constant)")
     p.add_argument("--jobs", type=int, default=1, help="fine-tunes at a time (1 thread each)")
+    p.add_argument("--precision", choices=nmt_runs.PRECISIONS, default="auto",
+                   help="training runs' precision: auto = bfloat16 where the machine has a "
+                        "fast bfloat16 path (fast_bfloat16()), else float32")
     p.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
                    help="after --: options added to every fairseq-train run")
     args = p.parse_args(argv)
@@ -277,6 +285,8 @@ def parse(argv=None):
 
 def main(argv=None):
     args = parse(argv)
+    args.precision, why = nmt_runs.resolve_precision(args.precision)
+    print(f"precision of the training runs: {args.precision} ({why})", flush=True)
     import torch
 
     torch.set_num_threads(1)  # the scoring and diagnoses in this process

@@ -3,7 +3,8 @@ wall-time cap), scored on the test split.
 
     python examples/spelling/replicate.py --data data/spelling-p0.3-T10 --out runs/spelling \
         [--methods mle searnn_kl] [--seeds 1 2 3] [--cap-minutes 90] [--patience-updates 3000] \
-        [--validate-every 200] [--alpha A ...] [--jobs 2] [-- fairseq-train args]
+        [--validate-every 200] [--alpha A ...] [--jobs 2] [--precision auto] \
+        [-- fairseq-train args]
 
 Each run is ``examples/spelling/train.sh`` (the paper's model and optimiser, gradients clipped
 at norm 5), one torch thread, ``--jobs`` runs at a time. The protocol is the same for every
@@ -22,7 +23,10 @@ cross-entropy updates); learned roll-in, mixed roll-out unless a SeaRNN method i
 the KL / sKL target scale (default: the criterion's for the edit cost); several values sweep
 it, one run per value named ``NAME-alphaA`` (MLE and LL runs once). Arguments after ``--`` go
 to every run's fairseq-train, after the recipe's (e.g. ``-- --lr 3e-4`` for the MLE optimiser
-search; give such a variant its own ``--out``).
+search; give such a variant its own ``--out``). ``--precision auto`` (the default) trains in
+bfloat16 where the machine has a fast bfloat16 path (``--searnn-autocast bfloat16``, and
+``--searnn-decode-dtype bfloat16`` for SeaRNN methods), else in float32; the choice is printed
+and kept in each run's ``result.json``.
 """
 
 import argparse
@@ -35,7 +39,7 @@ import time
 from pathlib import Path
 
 from fairseq_searnn import recipes
-from fairseq_searnn.recipes import replication
+from fairseq_searnn.recipes import nmt_runs, replication
 
 REPORT = replication.REPORTS["spelling"]
 
@@ -69,7 +73,8 @@ def train_extra(args, method):
     method's own, then the user's fairseq-train arguments (``args.fairseq``)."""
     return [*replication.schedule_args(args.validate_every, args.patience_updates,
                                        args.cap_minutes),
-            "--log-interval", "50", *METHODS[method].get("args", []), *args.fairseq]
+            "--log-interval", "50", *METHODS[method].get("args", []),
+            *nmt_runs.precision_args(args.precision, criterion(method) != "mle"), *args.fairseq]
 
 
 def run_one(args, parsed, seed):
@@ -87,14 +92,16 @@ def run_one(args, parsed, seed):
         train_s = time.time() - start
         test, line = evaluate_test(args, out)
         result_file.write_text(json.dumps({"train_wall_s": train_s, "test_edit": test,
-                                           "evaluate_output": line}, indent=1))
+                                           "evaluate_output": line,
+                                           "precision": args.precision}, indent=1))
     res = json.loads(result_file.read_text())
     if args.rescore:
         res["test_edit"], res["evaluate_output"] = evaluate_test(args, out)
         result_file.write_text(json.dumps(res, indent=1))
     text = (out / "train.log").read_text()
     return {"method": name, "seed": seed,
-            **replication.run_record(text, res, REPORT), "evaluate_output": res["evaluate_output"]}
+            **replication.run_record(text, res, REPORT), "evaluate_output": res["evaluate_output"],
+            "precision": res.get("precision", "float32")}
 
 
 def train_env(data, method, policy_env, out, seed):
@@ -150,6 +157,10 @@ def main(argv=None):
                    help="searnn_kl / searnn_skl target scale; several values sweep it (runs "
                         "named NAME-alphaA); default the criterion's")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    p.add_argument("--precision", choices=nmt_runs.PRECISIONS, default="auto",
+                   help="auto = bfloat16 (--searnn-autocast, and --searnn-decode-dtype for "
+                        "SeaRNN methods) where the machine has a fast bfloat16 path, else "
+                        "float32")
     p.add_argument("--rescore", action="store_true",
                    help="score the finished runs' best checkpoints on test again")
     p.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
@@ -159,6 +170,8 @@ def main(argv=None):
         p.error("--cap-minutes and --validate-every must be > 0, --patience-updates >= 0")
     if args.alpha and min(args.alpha) <= 0:
         p.error(f"--alpha {args.alpha}: every value must be > 0")
+    args.precision, why = nmt_runs.resolve_precision(args.precision)
+    print(f"precision of new runs: {args.precision} ({why})", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stats = json.loads((Path(args.data) / "stats.json").read_text())
