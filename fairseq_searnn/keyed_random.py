@@ -25,6 +25,7 @@ class Stream(IntEnum):
     ROLLIN = 21  # mixed roll-in coins (search/rollin.py)
     ROLLOUT = 31  # mixed roll-out coins (search/rollout.py)
     TIES = 32  # LL tie-breaking (search/engine.py, SearchResult.tiebreak)
+    RISK_SAMPLES = 41  # sampled candidates of sequence_risk (search/risk.py)
     DSS_GUMBEL = 0x67756D62  # Gumbel noise of relaxed feeding (models/relaxed_feeding.py)
     DSS_MIX = 0x6D697831  # gold-or-model choice of relaxed feeding
 

@@ -27,6 +27,12 @@ CONFIGS = {
         "--searnn-tokens", "3", "--rollin", "learned", "--rollout", "mixed", "--task",
         "searnn_translation", "--searnn-autocast", "bfloat16", "--searnn-decode-dtype",
         "bfloat16"]),
+    # sequence-level risk: keyed samples + the reference, and fairseq's beam search
+    "sequence_risk_sample": ("lstm", "sequence_risk", [
+        "--risk-candidates", "sample", "--risk-size", "3", "--risk-add-reference",
+        "--risk-max-len-b", "8"]),
+    "sequence_risk_beam": ("transformer", "sequence_risk", [
+        "--risk-candidates", "beam", "--risk-size", "3", "--risk-max-len-b", "8"]),
     # DSS models under stock criterions: Gumbel noise and the gold/model coin are keyed by
     # the sentence's source tokens, which is all the model sees.
     "dss_lstm": ("dss_lstm", "cross_entropy", ["--ss-feed", "soft-sample", "--ss-alpha", "2",
@@ -34,7 +40,7 @@ CONFIGS = {
     "dss_transformer": ("dss_transformer", "label_smoothed_cross_entropy", [
         "--label-smoothing", "0.1", "--ss-feed", "hard-sample", "--ss-decay-k", "2"]),
 }
-KEYS = ("loss", "nll_loss", "gnorm", "min_cost", "ref_cost", "learned_share")
+KEYS = ("loss", "nll_loss", "gnorm", "min_cost", "ref_cost", "learned_share", "risk")
 
 
 def _argv(data_bin, save_dir, arch, criterion, extra):

@@ -81,6 +81,18 @@ def test_a_sentences_loss_does_not_depend_on_its_batch(setup):
     assert 0 < ratios["learned_share"] < 1 and 0 <= ratios["target_ref_mass"] <= 1
 
 
+def test_sampled_softmax_keyword_reaches_the_loss(setup):
+    """``sampled_softmax="full"``: the candidates' full-softmax log-probabilities, lower than
+    the renormalised ones, so the same candidates give a larger sKL loss."""
+    model, batch = setup
+    model.eval()
+    kwargs = dict(loss="skl", tokens=3, rollin="learned", cost="bleu", max_len_b=5)
+    with torch.no_grad():
+        restricted = SearnnLoss(model, **kwargs)(model, batch, seed=4)
+        full = SearnnLoss(model, sampled_softmax="full", **kwargs)(model, batch, seed=4)
+    assert float(full) > float(restricted) > 0
+
+
 def test_labels_become_eos_terminated_targets():
     labels = torch.tensor([[5, 6, 1, -100], [7, -100, -100, -100], [8, 9, 4, 3]])
     got = eos_terminated(labels, pad=0, eos=1)
@@ -120,6 +132,8 @@ def test_text_cost_scores_words_not_subwords():
     ({"loss": "xent"}, "loss 'xent' unknown"),
     ({"loss": "skl", "tokens": 100}, "tokens 100 exceeds"),
     ({"loss": "kl", "text_cost": True}, "text_cost needs the tokenizer"),
+    ({"loss": "skl", "tokens": 3, "sampled_softmax": "nope"}, "sampled_softmax 'nope'"),
+    ({"loss": "kl", "sampled_softmax": "full"}, "sampled_softmax full applies"),
 ])
 def test_bad_options_name_the_option(kwargs, message):
     with pytest.raises(ValueError, match=message):

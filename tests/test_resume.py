@@ -24,13 +24,19 @@ RUNS = {
         "--task", "searnn_translation", "--searnn-autocast", "bfloat16",
         "--searnn-decode-dtype", "bfloat16", "--searnn-cost", "bleu", "--searnn-tokens", "3",
         "--rollin", "learned", "--rollout", "mixed", "--rollout-max-len-b", "8"]),
+    # sequence-level risk: keyed samples (the seed of the update) and beam candidates
+    "sequence_risk_sample": ("transformer", "sequence_risk", [
+        "--risk-candidates", "sample", "--risk-size", "3", "--risk-max-len-b", "8"]),
+    "sequence_risk_beam": ("lstm", "sequence_risk", [
+        "--risk-candidates", "beam", "--risk-size", "2", "--risk-add-reference",
+        "--risk-max-len-b", "8"]),
     # model-side schedules and keyed noise: epsilon decay and annealed alpha
     "dss_transformer": ("dss_transformer", "cross_entropy", [
         "--ss-feed", "soft-sample", "--ss-decay-k", "2", "--ss-alpha-growth", "1.5"]),
     "dss_lstm": ("dss_lstm", "label_smoothed_cross_entropy", [
         "--label-smoothing", "0.1", "--ss-feed", "hard-sample", "--ss-decay-k", "3"]),
 }
-KEYS = ("loss", "nll_loss", "gnorm", "min_cost", "learned_share")
+KEYS = ("loss", "nll_loss", "gnorm", "min_cost", "learned_share", "risk")
 
 
 def _train(argv):

@@ -1,5 +1,6 @@
 """SeaRNN criterions: ``searnn_ll``, ``searnn_kl`` (full) and ``searnn_sll``, ``searnn_skl``
-(sampled candidates, softmax restricted to them). Leblond et al., ICLR 2018.
+(sampled candidates, softmax restricted to them, or the full softmax with
+``--searnn-sampled-softmax full``). Leblond et al., ICLR 2018.
 
 One training step: the roll-in (no grad, eval mode), one ordinary teacher-forced
 ``model(...)`` call on ``[EOS] + roll-in[:-1]`` (so distributed wrappers see a normal forward),
@@ -89,7 +90,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
 
     def collect_costs(self, model, sample):
         """Cost vectors for ``sample`` (no grad, eval mode): a ``SearchResult``."""
-        _require_incremental(model)
+        require_incremental(model)
         return self.search.collect(model, sample, seed=torch.initial_seed())
 
     def forward(self, model, sample, reduce=True):
@@ -99,7 +100,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
             return self._cheap_valid(model, sample, reduce)
         if self.mle_only:
             return self._mle(model, sample, reduce)
-        _require_incremental(model)
+        require_incremental(model)
         batch = self.search.roll_in(model, sample, seed=torch.initial_seed(),
                                     rollin_ref_prob=self.rollin_ref_prob)  # roll-in
         lprobs, gold = self._score(model, sample, batch)  # the one forward with grad
@@ -122,15 +123,15 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         net_input, pad = sample["net_input"], self.padding_idx
         gold_prev = net_input["prev_output_tokens"]
         if self.cfg.rollin == "reference":
-            lprobs = _teacher_forced(model, net_input, [gold_prev], pad=pad)[0]
+            lprobs = teacher_forced(model, net_input, [gold_prev], pad=pad)[0]
             return lprobs, lprobs
         if self.cfg.searnn_mle_weight > 0:  # both passes in one model(...) call, as DDP expects
-            lprobs, gold = _teacher_forced(model, net_input, [batch.prev_output_tokens,
+            lprobs, gold = teacher_forced(model, net_input, [batch.prev_output_tokens,
                                                               gold_prev], pad=pad)
             return lprobs, gold
-        lprobs = _teacher_forced(model, net_input, [batch.prev_output_tokens], pad=pad)[0]
+        lprobs = teacher_forced(model, net_input, [batch.prev_output_tokens], pad=pad)[0]
         with torch.no_grad():  # the gold NLL, for logging only
-            gold = _teacher_forced(model, net_input, [gold_prev], pad=pad)[0]
+            gold = teacher_forced(model, net_input, [gold_prev], pad=pad)[0]
         return lprobs, gold
 
     def compute_loss(self, lprobs, res):
@@ -138,7 +139,8 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         ``lprobs: [B, T, V]`` and the search result; also the cells ``[B, T]`` and the LL
         tie-breaking draws used (None for KL)."""
         return objective.cell_losses(lprobs, res, self.target_name, sampled=self.sampled,
-                                     alpha=self.alpha, eos=self.eos)
+                                     alpha=self.alpha, eos=self.eos,
+                                     sampled_softmax=str(self.cfg.searnn_sampled_softmax))
 
     def _search_stats(self, res, cells, tiebreak) -> dict:
         """Sums over the rolled-out cells for logging: costs, roll-outs and the target."""
@@ -176,7 +178,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
     def _cheap_valid(self, model, sample, reduce=True):
         """Validation: gold NLL (as ``loss``) and the cost of the greedy decoding (bounded by
         the source as fairseq-generate: ``--rollout-max-len-a/-b``, default 0 / 200)."""
-        _require_incremental(model)
+        require_incremental(model)
         pad = self.padding_idx
         lprobs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
         tokens = _nll(lprobs.float(), sample["target"], pad, reduce=False)
@@ -229,7 +231,7 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
         return True
 
 
-def _teacher_forced(model, net_input, prevs, pad):
+def teacher_forced(model, net_input, prevs, pad):
     """Float log-probabilities ``[B, T_i, V]`` of one ``model(...)`` call teacher-forced on each
     decoder input of ``prevs`` (``[B, T_i]`` each): several inputs are interleaved per sentence
     (the source order stays sorted) into one batch of ``B * len(prevs)`` rows."""
@@ -254,14 +256,16 @@ def _nll(lprobs, target, pad, reduce=True):
     return nll.sum() if reduce else nll
 
 
-def _require_incremental(model):
+def require_incremental(model):
+    """Raise ``ValueError`` unless ``model`` has a ``FairseqIncrementalDecoder``."""
     from fairseq.models import FairseqIncrementalDecoder
 
     decoder = getattr(model, "decoder", None)
     if not isinstance(decoder, FairseqIncrementalDecoder):
         raise ValueError(
-            f"SeaRNN criterions need an encoder-decoder model with a FairseqIncrementalDecoder "
-            f"(got {type(decoder).__name__}): roll-ins and roll-outs decode incrementally")
+            f"SeaRNN and sequence_risk criterions need an encoder-decoder model with a "
+            f"FairseqIncrementalDecoder (got {type(decoder).__name__}): they decode "
+            f"incrementally")
 
 
 @register_criterion("searnn_ll", dataclass=SearnnConfig)

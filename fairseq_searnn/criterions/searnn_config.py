@@ -14,6 +14,7 @@ from fairseq_searnn.search import (
     REFERENCE_POLICIES,
     ROLLINS,
     ROLLOUTS,
+    SAMPLED_SOFTMAXES,
     STRATEGIES,
     SearchConfig,
     checks,
@@ -104,6 +105,11 @@ class SearnnConfig(FairseqDataclass):
                                 "costs (the authors' NMT setting), 50 for hamming / edit"})
     searnn_loss: Optional[ChoiceEnum(APPENDIX_LOSSES)] = field(
         default=None, metadata={"help": "replace LL/KL by an appendix loss (C.1)"})
+    searnn_sampled_softmax: ChoiceEnum(SAMPLED_SOFTMAXES) = field(
+        default="restricted", metadata={"help": "sampled criterions: the candidates' "
+                                        "log-probabilities renormalised over the candidates "
+                                        "(restricted, the paper) or from the full softmax "
+                                        "(full: the mass outside them is pushed down too)"})
     searnn_mle_weight: float = field(
         default=0.0, metadata={"help": "(1 - w) * SeaRNN loss + w * token cross-entropy"})
     searnn_mle_label_smoothing: float = field(
@@ -118,7 +124,8 @@ class SearnnConfig(FairseqDataclass):
 
 #: the objective's setting behind each option (checks name the option)
 OBJECTIVE_OPTIONS = {"alpha": "searnn_alpha", "mle_weight": "searnn_mle_weight",
-                     "label_smoothing": "searnn_mle_label_smoothing"}
+                     "label_smoothing": "searnn_mle_label_smoothing",
+                     "sampled_softmax": "searnn_sampled_softmax"}
 DEFAULT_ALPHA = objective.DEFAULT_ALPHA
 
 

@@ -62,6 +62,8 @@ class SearnnLoss:
         loss: ``ll``, ``kl`` (every symbol a candidate), ``sll``, ``skl`` (``tokens`` drawn).
         alpha: KL / appendix losses' scale (default per cost: 200 BLEU, 50 Hamming / edit).
         appendix_loss: ``llcas`` or ``hinge`` instead of LL / KL.
+        sampled_softmax: ``sll`` / ``skl``: the candidates' log-probabilities renormalised over
+            them (``restricted``, the paper) or from the full softmax (``full``).
         mle_weight: w, ``(1 - w) * SeaRNN + w * token cross-entropy``; label_smoothing: of
             that token term (as fairseq's ``label_smoothed_cross_entropy``).
         text_cost: score roll-outs on the words of the detokenised text (:class:`TextCost`)
@@ -73,7 +75,8 @@ class SearnnLoss:
     """
 
     def __init__(self, model, tokenizer=None, loss: str = "kl", alpha: Optional[float] = None,
-                 appendix_loss: Optional[str] = None, mle_weight: float = 0.0,
+                 appendix_loss: Optional[str] = None, sampled_softmax: str = "restricted",
+                 mle_weight: float = 0.0,
                  label_smoothing: float = 0.0, text_cost: bool = False,
                  sentence_avg: bool = False, **search):
         unknown = sorted(set(search) - set(SEARCH_FIELDS))
@@ -96,7 +99,7 @@ class SearnnLoss:
         self.loss_name = appendix_loss or base
         vocab = len((emittable_tokens if self.sampled else allowed_tokens)(self.dictionary))
         settings = {**dataclasses.asdict(cfg), "alpha": alpha, "mle_weight": mle_weight,
-                    "label_smoothing": label_smoothing}
+                    "label_smoothing": label_smoothing, "sampled_softmax": sampled_softmax}
         for problem in checks.problems(settings, sampled=self.sampled, vocab=vocab,
                                        fixed_length=cfg.fixed_length, flag=str):
             raise ValueError(problem)
@@ -106,6 +109,7 @@ class SearnnLoss:
                            f"'skl' with tokens=K")
         self.alpha = objective.default_alpha(cfg.cost, alpha)
         self.mle_weight, self.label_smoothing = mle_weight, label_smoothing
+        self.sampled_softmax = sampled_softmax
         self.sentence_avg = sentence_avg
         self.pad, self.eos = self.dictionary.pad(), self.dictionary.eos()
         self.search = Search(cfg, self.dictionary,
@@ -152,7 +156,8 @@ class SearnnLoss:
         lprobs, gold = self.score(model, host, sample, rolled.prev_output_tokens)
         res = self.search.finish(rolled, lprobs.detach() if self.search.needs_scores else None)
         per_cell, cells, tiebreak = objective.cell_losses(
-            lprobs, res, self.loss_name, sampled=self.sampled, alpha=self.alpha, eos=self.eos)
+            lprobs, res, self.loss_name, sampled=self.sampled, alpha=self.alpha, eos=self.eos,
+            sampled_softmax=self.sampled_softmax)
         target = sample["target"]
         nll = objective.token_nll(gold, target, self.pad)
         if self.mle_weight > 0:

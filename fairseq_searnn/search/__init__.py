@@ -1,5 +1,6 @@
 """The SeaRNN search, plain torch: roll-in -> cells -> candidates -> roll-outs -> costs, and the
-per-cell losses. Shells (criterions, tasks, scripts) import from here, never a submodule.
+per-cell losses; the sequence-level expected risk over candidate sets (``risk``). Shells
+(criterions, tasks, scripts) import from here, never a submodule.
 
     from fairseq_searnn.search import Search, SearchConfig
     res = Search(SearchConfig(cost="edit"), tgt_dict).collect(model, sample, seed=1)
@@ -9,7 +10,8 @@ The model decodes through a :class:`Host` (``search/host.py``): fairseq's models
 on the fly; another library brings its own (``fairseq_searnn.hf.HFHost`` for ``transformers``).
 """
 
-from fairseq_searnn.search import checks, losses, objective, precision
+from fairseq_searnn.search import checks, losses, objective, precision, risk
+from fairseq_searnn.search.decoding import eval_mode
 from fairseq_searnn.search.engine import (
     MIX_GRANULARITIES,
     ROLLOUTS,
@@ -21,7 +23,7 @@ from fairseq_searnn.search.engine import (
     length_bound,
 )
 from fairseq_searnn.search.host import Host, as_host
-from fairseq_searnn.search.losses import APPENDIX_LOSSES, LOSSES
+from fairseq_searnn.search.losses import APPENDIX_LOSSES, LOSSES, SAMPLED_SOFTMAXES
 from fairseq_searnn.search.reference import POLICIES as REFERENCE_POLICIES
 from fairseq_searnn.search.rollin import ROLLINS, greedy_decode, prev_output_tokens
 from fairseq_searnn.search.rollout import Entries, RolloutPolicy, roll_out
@@ -29,8 +31,9 @@ from fairseq_searnn.search.sampling import STRATEGIES, allowed_tokens, emittable
 
 __all__ = [
     "APPENDIX_LOSSES", "LOSSES", "MIX_GRANULARITIES", "REFERENCE_POLICIES", "ROLLINS",
-    "ROLLOUTS", "STRATEGIES", "Entries", "Host", "RolledIn", "RolloutPolicy", "Search",
+    "ROLLOUTS", "SAMPLED_SOFTMAXES", "STRATEGIES", "Entries", "Host", "RolledIn",
+    "RolloutPolicy", "Search",
     "SearchConfig", "SearchResult", "allowed_tokens", "as_host", "checks", "content",
-    "emittable_tokens", "greedy_decode", "length_bound", "losses", "objective",
-    "precision", "prev_output_tokens", "roll_out",
+    "emittable_tokens", "eval_mode", "greedy_decode", "length_bound", "losses", "objective",
+    "precision", "prev_output_tokens", "risk", "roll_out",
 ]

@@ -3,12 +3,14 @@ as the shell spells it (``flag``: ``--searnn-tokens`` on fairseq's command line,
 as a keyword argument).
 
 Settings are the :class:`~fairseq_searnn.search.SearchConfig` fields plus the objective's
-``alpha`` (None: per cost), ``mle_weight`` and ``label_smoothing``.
+``alpha`` (None: per cost), ``mle_weight``, ``label_smoothing`` and (optional, default
+``restricted``) ``sampled_softmax``.
 """
 
 from typing import Callable, Iterator, Mapping
 
 from fairseq_searnn import costs
+from fairseq_searnn.search.losses import SAMPLED_SOFTMAXES
 from fairseq_searnn.search.reference import POLICIES
 from fairseq_searnn.search.rollin import ROLLINS
 from fairseq_searnn.search.rollout import MIX_GRANULARITIES, ROLLOUTS
@@ -73,6 +75,13 @@ def _candidates(s: Mapping, sampled: bool, vocab: int, flag: Flag) -> Iterator[s
     if s["tokens"] > vocab:
         yield (f"{tokens} {s['tokens']} exceeds the {vocab} candidate symbols of the target "
                "dictionary")
+    softmax = str(s.get("sampled_softmax", "restricted"))
+    if softmax not in SAMPLED_SOFTMAXES:
+        yield (f"{flag('sampled_softmax')} {softmax!r} unknown; choose from "
+               f"{', '.join(SAMPLED_SOFTMAXES)}")
+    elif softmax == "full" and not sampled:
+        yield (f"{flag('sampled_softmax')} full applies to the sampled losses (sLL / sKL); "
+               "the full ones use the full softmax already")
     if s["neighbors"] < 0 or (s["neighbors"] > 0 and s["token_sampling"] != "topk-neighbors"):
         yield (f"{flag('neighbors')} W >= 0 needs {flag('token_sampling')} topk-neighbors")
 

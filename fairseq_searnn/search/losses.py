@@ -6,7 +6,9 @@ vectors ``costs: [B, T, K]`` and ``mask: [B, T, K]``, and return a per-cell loss
 
 * full losses (``ll``, ``kl``) take ``lp`` from the log-softmax over the whole vocabulary;
 * sampled losses (``sLL``, ``sKL``) take ``lp`` renormalised over the valid candidates
-  (:func:`restrict`), the softmax "applied only on the tokens that were sampled".
+  (:func:`restrict`), the softmax "applied only on the tokens that were sampled"; with the
+  ``full`` sampled softmax (:data:`SAMPLED_SOFTMAXES`) they keep the full softmax's
+  log-probabilities of the candidates, so that the mass outside them is pushed down too.
 
 ``a* = argmin_k costs`` (LL, LLCAS, hinge) breaks exact ties uniformly at random when given
 ``tiebreak: [B, T, K]`` (independent uniform draws, e.g. :attr:`SearchResult.tiebreak`): among
@@ -21,6 +23,9 @@ from torch import Tensor
 
 APPENDIX_LOSSES = ("llcas", "hinge")  # Appendix C.1
 LOSSES = ("ll", "kl") + APPENDIX_LOSSES
+#: where the sampled losses take the candidates' log-probabilities from: the softmax
+#: renormalised over the candidates (the paper's Section 5) or the full softmax
+SAMPLED_SOFTMAXES = ("restricted", "full")
 
 
 def restrict(lp: Tensor, mask: Tensor) -> Tensor:

@@ -26,14 +26,18 @@ def default_alpha(cost: str, alpha: Optional[float] = None) -> float:
 
 
 def cell_losses(lprobs: Tensor, res: SearchResult, loss: str, sampled: bool, alpha: float,
-                eos: int) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+                eos: int, sampled_softmax: str = "restricted",
+                ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """The SeaRNN loss of every cell.
 
     Args:
         lprobs: ``[B, T', V]`` (``T' >= T``) log-probabilities at the roll-in's cells.
         res: the search result (candidates, costs, mask ``[B, T, K]``).
-        loss: one of :data:`losses.LOSSES`; sampled: renormalise over the candidates (sLL /
-            sKL, :func:`losses.restrict`); alpha: the KL / appendix losses' scale.
+        loss: one of :data:`losses.LOSSES`; sampled: the sampled losses (sLL / sKL), whose
+            candidates' log-probabilities are renormalised over them (:func:`losses.restrict`)
+            with ``sampled_softmax`` ``restricted``, or kept from the full softmax with
+            ``full`` (:data:`losses.SAMPLED_SOFTMAXES`); alpha: the KL / appendix losses'
+            scale.
         eos: any valid token id (fills the masked candidate slots before the gather).
     Returns:
         ``per_cell: [B, T]`` (0 outside the rolled-out cells), ``cells: [B, T]`` and the LL
@@ -41,7 +45,10 @@ def cell_losses(lprobs: Tensor, res: SearchResult, loss: str, sampled: bool, alp
     """
     T = res.candidates.size(1)
     lp = lprobs[:, :T].gather(-1, res.candidates.masked_fill(~res.mask, eos))
-    if sampled:
+    if sampled_softmax not in losses.SAMPLED_SOFTMAXES:
+        raise ValueError(f"sampled softmax {sampled_softmax!r} unknown; choose from "
+                         f"{', '.join(losses.SAMPLED_SOFTMAXES)}")
+    if sampled and sampled_softmax == "restricted":
         lp = losses.restrict(lp, res.mask)
     cells = res.mask.any(-1)
     tiebreak = res.tiebreak if loss != "kl" else None
