@@ -26,6 +26,7 @@ import functools
 import json
 import logging
 import platform
+import time
 from pathlib import Path
 
 import bench_engine  # beside this script
@@ -74,43 +75,51 @@ def setup(args, arch):
 
 
 def rollouts(task, model, crit, samples, repeats):
-    """Roll-out tokens per second of every variant and of SequenceGenerator."""
+    """Roll-out tokens per second of every variant and of SequenceGenerator; the variants are
+    interleaved (one pass over all of them per repeat, best of the repeats kept), so that a
+    change of the machine's load during the run falls on every variant alike."""
     from fairseq.sequence_generator import SequenceGenerator
 
     model.eval()
-    out, reference = {}, None
-    for name, lean, share, dtype in VARIANTS:
-        c = crit("searnn_skl", [*ROLLOUT_ARGS, "--searnn-decode-dtype", dtype])
-        seconds, tokens, same, total = 0.0, 0, 0, 0
-        hyps = []
-        with variant(lean, share):
-            for sample in samples:
-                best = float("inf")
-                for _ in range(repeats):
-                    res = c.search.collect(model, sample, seed=1, keep_hypotheses=True)
-                    best = min(best, res.stats["time_rollouts"])
-                seconds += best
-                tokens += int(res.stats["decoded_tokens"])
-                hyps.append(res.hypotheses[1])
-        if reference is None:
-            reference = hyps
-        for h, r in zip(hyps, reference):
-            same += int((h == r).all(1).sum()) if h.shape == r.shape else sum(
-                int(a[a.ne(1)].tolist() == b[b.ne(1)].tolist()) for a, b in zip(h, r))
-            total += h.size(0)
-        out[name] = {"tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens,
-                     "same_rollouts_as_before": same / max(total, 1)}
+    crits = {name: crit("searnn_skl", [*ROLLOUT_ARGS, "--searnn-decode-dtype", dtype])
+             for name, _, _, dtype in VARIANTS}
     d = task.target_dictionary
     gen = SequenceGenerator([model], d, beam_size=1, max_len_a=1.5, max_len_b=10)
-    def generate():
-        n = 0
-        with torch.no_grad():
-            for sample in samples:
-                for hypos in gen.generate([model], sample):
-                    n += hypos[0]["tokens"].numel()
-        return n
-    seconds, n = bench.best_of(generate, repeats)
-    out["SequenceGenerator float32 (free decoding)"] = {"tokens_per_s": n / seconds}
+    best = {name: [float("inf")] * len(samples) for name in [*crits, "generator"]}
+    tokens, hyps, gen_tokens = {}, {}, 0
+    for rep in range(repeats):
+        for name, lean, share, _ in VARIANTS:
+            with variant(lean, share):
+                for i, sample in enumerate(samples):
+                    res = crits[name].search.collect(model, sample, seed=1,
+                                                     keep_hypotheses=True)
+                    best[name][i] = min(best[name][i], res.stats["time_rollouts"])
+                    tokens.setdefault(name, {})[i] = int(res.stats["decoded_tokens"])
+                    hyps.setdefault(name, {})[i] = res.hypotheses[1]
+        for i, sample in enumerate(samples):
+            start = time.perf_counter()
+            with torch.no_grad():
+                out = gen.generate([model], sample)
+            best["generator"][i] = min(best["generator"][i], time.perf_counter() - start)
+            if rep == 0:
+                gen_tokens += sum(h[0]["tokens"].numel() for h in out)
+    out = {}
+    reference = hyps[VARIANTS[0][0]]
+    for name in crits:
+        same = total = 0
+        for i, h in hyps[name].items():
+            r = reference[i]
+            width = max(h.size(1), r.size(1))
+            h, r = (torch.nn.functional.pad(x, (0, width - x.size(1)), value=d.pad())
+                    for x in (h, r))
+            same += int((h == r).all(1).sum())
+            total += h.size(0)
+        seconds = sum(best[name])
+        out[name] = {"tokens_per_s": sum(tokens[name].values()) / seconds, "seconds": seconds,
+                     "tokens": sum(tokens[name].values()),
+                     "same_rollouts_as_before": same / max(total, 1)}
+    out["SequenceGenerator float32 (free decoding)"] = {
+        "tokens_per_s": gen_tokens / sum(best["generator"])}
     return out
 
 
@@ -150,7 +159,9 @@ def autocast_step(model, crit, sample):
 
 
 def steps(task, model, crit, samples, repeats):
-    """Mean over samples of the best step time of each variant (same initial weights)."""
+    """Mean over samples of the best step time of each variant, every step from the same
+    weights; the variants are interleaved (one pass over all per repeat, after a warm-up
+    pass), so that a change of the machine's load falls on every variant alike."""
     init = copy.deepcopy(model.state_dict())
     searnn = bench_nmt_converged.SETTINGS["used"]
     plans = [("cross-entropy, float32", "cross_entropy", [], None, "plain"),
@@ -162,24 +173,26 @@ def steps(task, model, crit, samples, repeats):
             "--searnn-decode-dtype", dtype], (lean, share), "plain"))
     plans.append(("SeaRNN fine-tune, bfloat16 decoding + autocast", searnn[1], searnn[2:] + [
         "--searnn-decode-dtype", "bfloat16"], (True, decoding.COMPACT_SHARE), "autocast"))
-    out = {}
-    for name, criterion, extra, toggles, mode in plans:
-        c = crit(criterion, extra)
-        times = []
-        with variant(*(toggles or (True, decoding.COMPACT_SHARE))):
-            for sample in samples:
-                model.load_state_dict(init)
-                if mode == "plain":
-                    times.append(bench_engine.step_time(task, model, c, sample, repeats)[0])
-                elif mode == "autocast":
-                    step = autocast_step(model, c, sample)
-                    times.append(bench.best_of(step, repeats + 1)[0])
-                else:
-                    m = Bf16Master(copy.deepcopy(model))
-                    step = functools.partial(m.step, c, sample)
-                    times.append(bench.best_of(step, repeats + 1)[0])
-        out[name] = sum(times) / len(times)
-        print(f"  {name}: {out[name]:.3f} s", flush=True)
+    crits = {name: crit(criterion, extra) for name, criterion, extra, _, _ in plans}
+    best = {name: [float("inf")] * len(samples) for name in crits}
+    for rep in range(repeats + 1):  # the first pass warms up
+        for name, _, _, toggles, mode in plans:
+            with variant(*(toggles or (True, decoding.COMPACT_SHARE))):
+                for i, sample in enumerate(samples):
+                    model.load_state_dict(init)
+                    if mode == "plain":
+                        step = bench_engine.train_step(model, crits[name], sample)
+                    elif mode == "autocast":
+                        step = autocast_step(model, crits[name], sample)
+                    else:
+                        step = functools.partial(Bf16Master(copy.deepcopy(model)).step,
+                                                 crits[name], sample)
+                    t = bench.timed(step)
+                    if rep > 0:
+                        best[name][i] = min(best[name][i], t)
+    out = {name: sum(ts) / len(ts) for name, ts in best.items()}
+    for name, t in out.items():
+        print(f"  {name}: {t:.3f} s", flush=True)
     return out
 
 

@@ -83,11 +83,12 @@ def test_ll_reference_hamming_equals_cross_entropy_under_autocast(data_bin, arch
     torch.testing.assert_close(loss.detach(), full, **BF16_TOL)  # bfloat16 against float32
 
 
-def test_bfloat16_decoding_keeps_the_criterion_contract(data_bin):
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_bfloat16_decoding_keeps_the_criterion_contract(data_bin, arch):
     extra = ["--rollin", "learned", "--rollout", "mixed", "--searnn-cost", "edit",
              "--searnn-tokens", "3", "--searnn-decode-dtype", "bfloat16"]
-    _, task, model, crit = helpers.build(data_bin, "lstm", "searnn_skl", extra)
-    _, _, _, avg = helpers.build(data_bin, "lstm", "searnn_skl", extra + ["--sentence-avg"])
+    _, task, model, crit = helpers.build(data_bin, arch, "searnn_skl", extra)
+    _, _, _, avg = helpers.build(data_bin, arch, "searnn_skl", extra + ["--sentence-avg"])
     helpers.quick_fit(task, model)
     sample = helpers.valid_batch(task, 8)
     model.train()
