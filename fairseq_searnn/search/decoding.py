@@ -16,9 +16,11 @@ from torch import Tensor
 from fairseq_searnn.search.host import as_host
 
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
-#: greedy decoding drops finished rows from its batch once they are this share of it (fewer
-#: state reorders; finished rows computed meanwhile are ignored)
-COMPACT_SHARE = 0.25
+#: greedy decoding drops finished rows from its batch once they are more than this share of it
+#: (fewer state reorders; finished rows computed meanwhile are ignored). 0: at every step a row
+#: finishes, the default: waiting for a quarter (0.25) was 8 % slower on the converged Multi30k
+#: LSTM (benchmarks/bench_precision.py, docs/performance.md)
+COMPACT_SHARE = 0.0
 
 
 @contextmanager
