@@ -75,8 +75,10 @@ def main(argv=None):
         summary, series = compare(label, spec, args.margin)
         results.append(summary)
         name = "".join(c if c.isalnum() else "-" for c in label.lower())
+        lower_is_better = spec.rsplit(":", 1)[1] == "min"
         replication.plot_curves(series, "updates", summary["metric"],
-                                f"{label}: bfloat16 against float32", args.out / f"{name}.png")
+                                f"{label}: bfloat16 against float32", args.out / f"{name}.png",
+                                zoom=1.6 if lower_is_better else None)
         lines += [f"## {label}", "", f"{len(summary['rows'])} validations in common, "
                   f"{100 * summary['share_inside']:.0f} % inside the float32 range "
                   f"± {args.margin}; best by then: bfloat16 {summary['bfloat16_best_so_far']}, "
