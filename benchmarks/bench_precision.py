@@ -40,6 +40,7 @@ VOCAB, SENTENCES = 8000, 64
 ROLLOUT_ARGS = ["--rollin", "reference", "--rollout", "learned", "--searnn-tokens", "5",
                 "--searnn-cost", "bleu", "--rollout-max-len-a", "1.5", "--rollout-max-len-b",
                 "10"]
+PARTS = ("rollouts", "agreement", "steps")
 LAZY_SHARE = 0.25  # finished rows dropped once they are a quarter of the batch
 #: the decoding variants: (name, lean lstm step, compaction share, dtype); the last two use
 #: the defaults (lean step, decoding.COMPACT_SHARE)
@@ -252,17 +253,19 @@ def copy_cost(model, repeats=5):
 def table(res) -> str:
     lines = []
     for arch, r in res["archs"].items():
-        lines += [f"## {arch}", "", f"bfloat16 copy of the weights: {1000 * r['copy_s']:.1f} ms",
-                  "", "| roll-outs | tokens / s | x as before | x SequenceGenerator | same "
-                  "roll-outs as before |", "|---|---|---|---|---|"]
-        ro = r["rollouts"]
-        base = ro[VARIANTS[0][0]]["tokens_per_s"]
-        sg = ro["SequenceGenerator float32 (free decoding)"]["tokens_per_s"]
-        for name, row in ro.items():
-            same = row.get("same_rollouts_as_before")
-            lines.append(f"| {name} | {row['tokens_per_s']:.0f} | "
-                         f"{row['tokens_per_s'] / base:.2f} | {row['tokens_per_s'] / sg:.2f} | "
-                         f"{'' if same is None else f'{100 * same:.1f} %'} |")
+        lines += [f"## {arch}", "", f"bfloat16 copy of the weights: {1000 * r['copy_s']:.1f} ms"]
+        if "rollouts" in r:
+            ro = r["rollouts"]
+            base = ro[VARIANTS[0][0]]["tokens_per_s"]
+            sg = ro["SequenceGenerator float32 (free decoding)"]["tokens_per_s"]
+            lines += ["", "| roll-outs | tokens / s | x as before | x SequenceGenerator | same "
+                      "roll-outs as before |", "|---|---|---|---|---|"]
+            for name, row in ro.items():
+                same = row.get("same_rollouts_as_before")
+                lines.append(f"| {name} | {row['tokens_per_s']:.0f} | "
+                             f"{row['tokens_per_s'] / base:.2f} | "
+                             f"{row['tokens_per_s'] / sg:.2f} | "
+                             f"{'' if same is None else f'{100 * same:.1f} %'} |")
         if "agreement" in r:
             a = r["agreement"]
             lines += ["", f"bfloat16 against float32 decoding ({a['learned_rollouts']} learned "
@@ -270,11 +273,12 @@ def table(res) -> str:
                       f"{100 * a['same_rollouts']:.1f} %, mean |cost change| "
                       f"{a['mean_abs_cost_change']:.4f}, LL target changed in "
                       f"{100 * a['ll_target_changed']:.1f} % of cells"]
-        lines += ["", "| step | s | x its float32 |", "|---|---|---|"]
-        st = r["steps"]
-        ce, se = st["cross-entropy, float32"], st[f"SeaRNN fine-tune, {VARIANTS[0][0]}"]
-        for name, s in st.items():
-            lines.append(f"| {name} | {s:.3f} | {(ce if 'cross' in name else se) / s:.2f} |")
+        if "steps" in r:
+            lines += ["", "| step | s | x its float32 |", "|---|---|---|"]
+            st = r["steps"]
+            ce, se = st["cross-entropy, float32"], st[f"SeaRNN fine-tune, {VARIANTS[0][0]}"]
+            for name, s in st.items():
+                lines.append(f"| {name} | {s:.3f} | {(ce if 'cross' in name else se) / s:.2f} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -287,22 +291,24 @@ def measure(args) -> dict:
     for arch in archs:
         torch.manual_seed(1)
         task, model, crit, samples = setup(args, arch)
-        print(f"{arch}: roll-outs", flush=True)
-        r = {"copy_s": copy_cost(model), "rollouts": rollouts(task, model, crit, samples,
-                                                               args.repeats)}
-        if args.checkpoint:
+        r = {"copy_s": copy_cost(model)}
+        if "rollouts" in args.parts:
+            print(f"{arch}: roll-outs", flush=True)
+            r["rollouts"] = rollouts(task, model, crit, samples, args.repeats)
+        if args.checkpoint and "agreement" in args.parts:
             print(f"{arch}: agreement", flush=True)
             r["agreement"] = agreement(task, model, crit, samples)
-        r["steps"] = steps(task, model, crit, samples, args.repeats)
+        if "steps" in args.parts:
+            r["steps"] = steps(task, model, crit, samples, args.repeats)
         res["archs"][arch] = r
     before, bf16 = VARIANTS[0][0], VARIANTS[-1][0]
     res["bfloat16_rollouts_vs_float32"] = {
         a: r["rollouts"][bf16]["tokens_per_s"] / r["rollouts"][before]["tokens_per_s"]
-        for a, r in res["archs"].items()}
+        for a, r in res["archs"].items() if "rollouts" in r}
     res["bfloat16_searnn_step_vs_float32"] = {
         a: r["steps"][f"SeaRNN fine-tune, {before}"]
         / r["steps"]["SeaRNN fine-tune, bfloat16 decoding + autocast"]
-        for a, r in res["archs"].items()}
+        for a, r in res["archs"].items() if "steps" in r}
     return res
 
 
@@ -310,7 +316,7 @@ def run(quick: bool = False) -> dict:
     """For ``benchmarks/run.py``: untrained LSTM (and Transformer unless ``quick``: its
     roll-outs to the length limit take about 15 minutes on one thread)."""
     args = argparse.Namespace(archs=["lstm"] if quick else ["lstm", "transformer"],
-                              batches=1 if quick else 2,
+                              parts=PARTS, batches=1 if quick else 2,
                               repeats=1 if quick else 2, prep=None, checkpoint=None)
     return measure(args)
 
@@ -322,6 +328,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--prep", type=Path)
     p.add_argument("--checkpoint")
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="what to measure (agreement needs --checkpoint)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     logging.disable(logging.WARNING)
@@ -340,7 +348,8 @@ def main(argv=None):
         if args.checkpoint:
             print(f"{arch}: agreement", flush=True)
             r["agreement"] = agreement(task, model, crit, samples)
-        r["steps"] = steps(task, model, crit, samples, args.repeats)
+        if "steps" in args.parts:
+            r["steps"] = steps(task, model, crit, samples, args.repeats)
         res["archs"][arch] = r
     print(table(res))
     if args.json:
