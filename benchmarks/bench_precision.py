@@ -334,23 +334,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.disable(logging.WARNING)
     torch.set_num_threads(1)
-    res = {"machine": {"torch": torch.__version__, "threads": 1,
-                       "processor": platform.processor(),
-                       "fast_bfloat16": precision.fast_bfloat16()}, "archs": {}}
-    archs = ["checkpoint"] if args.checkpoint else args.archs
-    for arch in archs:
-        torch.manual_seed(1)
-        task, model, crit, samples = setup(args, arch)
-        print(f"{arch}: roll-outs", flush=True)
-        r = {"copy_s": copy_cost(model), "rollouts": rollouts(task, model, crit, samples,
-                                                               args.repeats)}
-        print(f"{arch}: steps", flush=True)
-        if args.checkpoint:
-            print(f"{arch}: agreement", flush=True)
-            r["agreement"] = agreement(task, model, crit, samples)
-        if "steps" in args.parts:
-            r["steps"] = steps(task, model, crit, samples, args.repeats)
-        res["archs"][arch] = r
+    res = measure(args)
     print(table(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
