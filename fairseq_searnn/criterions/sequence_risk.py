@@ -102,11 +102,8 @@ class SequenceRiskCriterion(FairseqCriterion):
                                       max_len_b=self.cfg.risk_max_len_b)
         hypos = generator.generate([model], {"net_input": sample["net_input"]})
         rows = [h["tokens"] for sentence in hypos for h in sentence[:n]]
-        width = max(r.numel() for r in rows)
-        out = rows[0].new_full((len(rows), width), pad)
-        for i, r in enumerate(rows):
-            out[i, : r.numel()] = r
-        return out.view(len(hypos), n, width).to(sample["target"].device)
+        out = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad)
+        return out.view(len(hypos), n, -1).to(sample["target"].device)
 
     def compute_loss(self, model, sample, cand, mask, costs):
         """Per sentence ``w * sum_t tokLS_t + (1 - w) * s * risk`` (``[B]``) and the logging
