@@ -242,3 +242,17 @@ def quick_fit(task, model, steps=40):
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+# train.sh options of an LSTM of 16 units in batches of 16 sentences (drivers' tests)
+TINY_LSTM = ["--encoder-embed-dim", "16", "--encoder-hidden-size", "16",
+             "--decoder-embed-dim", "16", "--decoder-hidden-size", "16",
+             "--decoder-out-embed-dim", "16", "--batch-size", "16"]
+
+
+def tiny_multi30k(out, shared_data):
+    """The first 120 pairs of every Multi30k split (test2016 included), sentencepiece 200,
+    prepared in ``out`` by examples/nmt/prepare_multi30k.py."""
+    return load_example("nmt", "prepare_multi30k").main(
+        ["--raw-dir", str(shared_data / "multi30k" / "raw"), "--out", str(out),
+         "--vocab", "200", "--max-lines", "120"])

@@ -265,12 +265,8 @@ def test_from_scratch_end_to_end(tmp_path, shared_data):
     """Two methods at a tiny size: trained to a cap, continued to a larger one from their last
     checkpoints, scored on test2016 and diagnosed once, the table written."""
     driver = _driver()
-    prep = helpers.load_example("nmt", "prepare_multi30k").main(
-        ["--raw-dir", str(shared_data / "multi30k" / "raw"), "--out", str(tmp_path / "m30k"),
-         "--vocab", "200", "--max-lines", "120"])
-    small = ["--encoder-embed-dim", "16", "--encoder-hidden-size", "16",
-             "--decoder-embed-dim", "16", "--decoder-hidden-size", "16",
-             "--decoder-out-embed-dim", "16", "--batch-size", "16"]
+    prep = helpers.tiny_multi30k(tmp_path / "m30k", shared_data)
+    small = helpers.TINY_LSTM
     out = tmp_path / "out"
     argv = ["--prep", str(prep), "--out", str(out), "--methods", "mle", "searnn",
             "--precision", "float32", "--jobs", "2", "--diagnose-sentences", "16",

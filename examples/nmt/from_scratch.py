@@ -41,19 +41,18 @@ only trains. Options after ``--`` go to every new run's fairseq-train.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 from fairseq_searnn import recipes
-from fairseq_searnn.data.nmt_prepare import add_split, prep_info, read_lines, reversed_source
-from fairseq_searnn.recipes import nmt_runs, replication, resumable
+from fairseq_searnn.data.nmt_prepare import ensure_split, prep_info, read_lines, reversed_source
+from fairseq_searnn.recipes import nmt_runs, nmt_table, replication, resumable
 
 HERE = Path(__file__).resolve().parent
 # the table's runs and their letters (a)-(f)
 METHODS = {"mle": "a", "mle_ls": "b", "searnn": "c", "searnn_refout": "d", "dss": "e",
            "searnn_mle": "f"}
 SEARNN = ("searnn", "searnn_refout", "searnn_mle")
-BASELINES = ("mle", "mle_ls")
+BASELINES = [("mle", "(a) mle"), ("mle_ls", "(b) mle_ls")]
 DECODES = (1, 5)
 METRIC = "searnn_bleu"  # the validation BLEU the task logs
 # train.sh settings of every run: the authors' Adam 1e-3 halved on a plateau, 50k updates
@@ -161,27 +160,12 @@ def finished_runs(out):
 
 
 def read_record(args, run):
-    """A finished run's row: settings, log, test2016 scores and (unless ``--no-diagnose``)
-    its diagnosis, computed once."""
+    """A finished run's row (:func:`~fairseq_searnn.recipes.nmt_table.run_row`, with its
+    dropout and source order) and, unless ``--no-diagnose``, its diagnosis, computed once."""
     rec = resumable.load(run)
-    text = (run / resumable.LOG).read_text()
-    curve = resumable.curve(text, METRIC)
-    wall = replication.cached(run / "wall.json", lambda: {
-        "training_seconds": resumable.training_seconds(run / "checkpoint_last.pt")})
-    updates = replication.train_updates(text)
-    row = {key: rec[key] for key in ("method", "dropout", "seed", "source_reversal",
-                                     "precision")}
-    row.update(name=run.name, commits=list(dict.fromkeys(
-                   a.get("commit") for a in rec["attempts"])),
-               updates=updates, stop=replication.stop_reason(resumable.last_attempt(run)),
-               train_wall_s=wall["training_seconds"],
-               s_per_update=wall["training_seconds"] / max(updates, 1), valid_curve=curve,
-               best_valid=max((v for _, v in curve), default=float("nan")))
     data = run_data(args, rec)
-    scores = nmt_runs.score_beams(data, run / "checkpoint_best.pt", "test",
-                                  run / "test-bleu.json", DECODES, hypotheses_dir=run)
-    row["test"] = {f"beam{b}": scores[f"beam{b}"]["sacrebleu"] for b in DECODES}
-    row["signature"] = scores["beam1"]["signature"]
+    row = nmt_table.run_row(run, data, METRIC, DECODES)
+    row.update(dropout=rec["dropout"], source_reversal=rec["source_reversal"])
     if not args.no_diagnose:
         own = rec["method"] in SEARNN
         report = nmt_runs.diagnose(
@@ -200,24 +184,14 @@ def significance(args, rows):
     """``row["p"][baseline]["beamB"]``: the paired-bootstrap test (p-value, BLEU difference) of
     each run's test2016 output against the same seed's (a) and (b) at its dropout and source
     order."""
-    by_key = {(r["method"], r["dropout"], r["source_reversal"], r["seed"]): r for r in rows}
-    for row in rows:
+    def references(row):
         data = run_data(args, resumable.load(args.out / row["name"]))
-        refs = read_lines(data / "ref" / f"test.{prep_info(data)['tgt']}")
-        row["p"] = {}
-        for base in BASELINES:
-            other = by_key.get((base, row["dropout"], row["source_reversal"], row["seed"]))
-            if other is None or other is row:
-                continue
-            row["p"][base] = {}
-            for beam in DECODES:
-                def hyps(r, beam=beam):
-                    return read_lines(args.out / r["name"] / f"test-beam{beam}.txt")
-                test = nmt_runs.paired_bootstrap(refs, hyps(other), hyps(row))
-                row["p"][base][f"beam{beam}"] = {
-                    "p": test["p_value"], "delta": test["system"] - test["baseline"]}
-                row["bootstrap_signature"] = test["signature"]
-    return rows
+        return read_lines(data / "ref" / f"test.{prep_info(data)['tgt']}")
+
+    return nmt_table.significance(
+        rows, BASELINES, lambda r: (r["dropout"], r["source_reversal"], r["seed"]),
+        lambda r, beam: read_lines(args.out / r["name"] / f"test-beam{beam}.txt"),
+        references, DECODES)
 
 
 def group_label(row):
@@ -225,63 +199,9 @@ def group_label(row):
             f"{'reversed' if row['source_reversal'] else 'forward'} source")
 
 
-def verdicts(label, group):
-    """How many seeds of a group are better / worse than (a) and (b) at p < 0.05."""
-    lines = []
-    for base in BASELINES:
-        paired = [r["p"][base] for r in group if base in r["p"]]
-        if not paired:
-            continue
-        parts = []
-        for beam in DECODES:
-            tests = [t[f"beam{beam}"] for t in paired]
-            better = sum(t["p"] < 0.05 and t["delta"] > 0 for t in tests)
-            worse = sum(t["p"] < 0.05 and t["delta"] < 0 for t in tests)
-            mean = replication.mean_std(t["delta"] for t in tests)[0]
-            parts.append(f"{'greedy' if beam == 1 else f'beam {beam}'} {mean:+.2f} BLEU, "
-                         f"better in {better} and worse in {worse} of {len(tests)} seeds")
-        lines.append(f"- {label} against ({METHODS[base]}) {base} (paired bootstrap, "
-                     "p < 0.05): " + "; ".join(parts))
-    return lines
-
-
-def table(rows):
-    """Markdown: one line per method, dropout and source order (seeds side by side), then
-    each group's seeds better or worse than (a) and (b) at p < 0.05."""
-    def cells(values, fmt="{:.2f}"):
-        return ", ".join(fmt.format(v) for v in values)
-
-    def pvalues(group, base):
-        return ", ".join(f"{r['p'][base]['beam1']['p']:.3f} / {r['p'][base]['beam5']['p']:.3f}"
-                         if base in r["p"] else "-" for r in group)
-
-    lines = ["| run | seeds | test2016 greedy | per seed | beam 5 | per seed | p vs (a) greedy "
-             "/ beam 5 | p vs (b) greedy / beam 5 | best valid BLEU | updates | wall (min) "
-             "| stop | precision | commit |", "|" + "---|" * 14]
-    groups = {}
-    for row in rows:
-        groups.setdefault(group_label(row), []).append(row)
-    notes = []
-    for label, group in groups.items():
-        scores = []
-        for beam in DECODES:
-            values = [r["test"][f"beam{beam}"] for r in group]
-            mean, std = replication.mean_std(values)
-            scores += [f"{mean:.2f} ± {std:.2f}", cells(values)]
-        commits = dict.fromkeys(c for r in group for c in r["commits"] if c)
-        lines.append(
-            f"| {label} | {len(group)} | {' | '.join(scores)} | {pvalues(group, 'mle')} "
-            f"| {pvalues(group, 'mle_ls')} | {cells(r['best_valid'] for r in group)} "
-            f"| {', '.join(str(r['updates']) for r in group)} "
-            f"| {cells((r['train_wall_s'] / 60 for r in group), '{:.0f}')} "
-            f"| {', '.join(r['stop'] for r in group)} "
-            f"| {', '.join(sorted({r['precision'] for r in group}))} | {', '.join(commits)} |")
-        notes += verdicts(label, group)
-    return lines + [""] + notes
-
-
 # the diagnosis table: (label, section of diagnose.json, key)
 DIAGNOSIS = [("teacher-forced NLL (bits / token)", "teacher_forced", "nll_bits"),
+             ("teacher-forced model entropy (nats / token)", "teacher_forced", "entropy"),
              ("model p(reference action)", "targets", "model_prob_of_reference_action"),
              ("length ratio, greedy", "greedy", "length_ratio"),
              ("error after the first error, teacher-forced", "teacher_forced",
@@ -290,66 +210,18 @@ DIAGNOSIS = [("teacher-forced NLL (bits / token)", "teacher_forced", "nll_bits")
              ("compounding, greedy", "greedy", "compounding")]
 
 
-def diagnosis_table(rows):
-    """Markdown: the diagnoses' main numbers, each group's mean over its seeds."""
-    rows = [r for r in rows if "diagnosis" in r]
-    if not rows:
-        return []
-    groups = {}
-    for row in rows:
-        groups.setdefault(group_label(row), []).append(row["diagnosis"])
-    lines = ["Diagnosis of the best checkpoints on the validation set (mean over seeds; "
-             "target report of (c)'s criterion):", "",
-             "| run | " + " | ".join(label for label, _, _ in DIAGNOSIS) + " |",
-             "|" + "---|" * (len(DIAGNOSIS) + 1)]
-    for label, group in groups.items():
-        cells = []
-        for _, section, key in DIAGNOSIS:
-            values = [d[section].get(key) for d in group]
-            values = [v for v in values if v is not None]
-            cells.append(f"{replication.mean_std(values)[0]:.3f}" if values else "-")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return ["", *lines]
-
-
 def summarise(args):
     """Score, diagnose and tabulate every finished run under OUT."""
     rows = significance(args, [read_record(args, run) for run in finished_runs(args.out)])
     if not rows:
         print(f"no finished run under {args.out}")
         return {"runs": []}
-    lines = table(rows) + diagnosis_table(rows)
-    signatures = sorted({r["signature"] for r in rows})
-    lines += ["", f"sacreBLEU: {', '.join(signatures)}"]
-    boot = sorted({r["bootstrap_signature"] for r in rows if "bootstrap_signature" in r})
-    if boot:
-        lines.append(f"paired bootstrap: {', '.join(boot)}")
-    summary = {"runs": rows, "signature": signatures, "bootstrap_signature": boot}
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print("\n".join(lines))
-    for suffix, xlabel, scale in (("", "training wall time (min, 1 thread)",
-                                   lambda r: r["s_per_update"] / 60),
-                                  ("-updates", "updates", lambda r: 1.0)):
-        replication.plot_curves(
-            [(group_label(r), [u * scale(r) for u, _ in r["valid_curve"]],
-              [v for _, v in r["valid_curve"]]) for r in rows], xlabel,
-            "validation BLEU (greedy, whole split)", "Multi30k de-en from scratch, LSTM 256",
-            args.out / f"curves{suffix}.png")
-    return summary
-
-
-def ensure_test_split(args):
-    """The prepared directory's ``test`` split: kept, else added from ``--test-raw``."""
-    info = prep_info(args.prep)
-    if "test" in info.get("splits", []):
-        return
-    if not args.test_raw:
-        raise SystemExit(f"{args.prep} has no test split: prepare it again with "
-                         "prepare_multi30k.py (it picks up RAW/test2016.*), or give "
-                         "--test-raw RAW/test2016")
-    src, tgt = (read_lines(f"{args.test_raw}.{lang}") for lang in (info["src"], info["tgt"]))
-    add_split(args.prep, "test", src, tgt)
+    lines = nmt_table.results_table(rows, group_label, BASELINES, DECODES)
+    lines += nmt_table.diagnosis_table(
+        rows, group_label, DIAGNOSIS, "Diagnosis of the best checkpoints on the validation "
+        "set (mean over seeds; target report of (c)'s criterion):")
+    return nmt_table.write_summary(args.out, rows, lines, group_label,
+                                   "Multi30k de-en from scratch, LSTM 256")
 
 
 def data_dir(args):
@@ -389,19 +261,7 @@ def parse(argv=None):
                    help="(e): gold-token probability k / (k + exp(i / k))")
     p.add_argument("--dss-alpha-growth", type=float, default=1.001,
                    help="(e): soft-argmax alpha multiplied by this per update")
-    p.add_argument("--test-raw", help="RAW/test2016: the test split's raw files, added to "
-                   "--prep when it has none")
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--report-only", action="store_true",
-                      help="train nothing: score and tabulate every finished run under OUT")
-    mode.add_argument("--train-only", action="store_true",
-                      help="train, then stop (no scores, diagnoses or table)")
-    p.add_argument("--no-diagnose", action="store_true", help="skip the diagnoses")
-    p.add_argument("--diagnose-sentences", type=int, default=512,
-                   help="sentences of the diagnosis's target report (0: all)")
-    p.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
-                   help="after --: options added to every new run's fairseq-train")
+    nmt_table.add_run_options(p)
     args = p.parse_args(argv)
     args.prep, args.out = args.prep.resolve(), args.out.resolve()
     if args.cap_minutes <= 0 or args.patience < 1 or args.jobs < 1:
@@ -417,7 +277,7 @@ def main(argv=None):
 
     torch.set_num_threads(1)  # scoring and diagnoses in this process
     args.out.mkdir(parents=True, exist_ok=True)
-    ensure_test_split(args)
+    ensure_split(args.prep, "test", args.test_raw)
     if not args.report_only:
         precision, why = nmt_runs.resolve_precision(args.precision)
         print(f"precision of new runs: {precision} ({why})", flush=True)

@@ -2,7 +2,10 @@
 # Translation recipes (IWSLT14 / Multi30k de-en) on data made by prepare_iwslt14.py or
 # prepare_multi30k.py. Pick with environment variables:
 #   PREP=data/iwslt14      prepared directory (fairseq data in $PREP/bin)
-#   METHOD=mle             mle | searnn | searnn-cheap | dss | ss (hard scheduled sampling)
+#   METHOD=mle             mle | searnn | searnn-cheap | dss | ss (hard scheduled sampling) |
+#                          risk (sequence-level risk over RISK_SIZE=16 beam candidates,
+#                          RISK_CANDIDATES=beam|sample; MLE_WEIGHT, LABEL_SMOOTHING: its token
+#                          term, criterion defaults 0.3 and 0.1 when unset)
 #   ARCH=lstm              lstm (bidirectional encoder, 256 units: the paper's GRU 256) |
 #                          transformer (small: 3+3 layers, 256 dims, 4 heads)
 #   DROPOUT=0              0 or 0.3 (the paper reports both)
@@ -72,6 +75,11 @@ case "$METHOD" in
   # Hard scheduled sampling (Bengio et al. 2015): the previous argmax is fed.
   ss) NET=dss_$ARCH; CRIT=("${TOKEN[@]}" --ss-feed hard-greedy
         --ss-decay-k "${DECAY_K:-2000}") ;;
+  # Sequence-level risk (Edunov et al. 2018) over candidates of the current model.
+  risk) CRIT=(--criterion sequence_risk --risk-candidates "${RISK_CANDIDATES:-beam}"
+        --risk-size "${RISK_SIZE:-16}" --risk-cost "${COST:-bleu}"
+        --risk-mle-weight "${MLE_WEIGHT:-0.3}"
+        --risk-label-smoothing "${LABEL_SMOOTHING:-0.1}") ;;
   *) echo "unknown METHOD=$METHOD" >&2; exit 1 ;;
 esac
 

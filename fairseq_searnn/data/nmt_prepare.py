@@ -177,6 +177,21 @@ def add_split(prep_dir, split: str, src_lines: Sequence[str], tgt_lines: Sequenc
     return prep_dir
 
 
+def ensure_split(prep_dir, split: str, raw_prefix=None) -> Path:
+    """A prepared directory with its ``split``: kept when listed in ``prep.json``, else added
+    (:func:`add_split`) from the raw files ``RAW_PREFIX.{src,tgt}`` (e.g.
+    ``multi30k/raw/test2016``). SystemExit, naming ``--test-raw``, when it has neither."""
+    info = prep_info(prep_dir)
+    if split in info.get("splits", []):
+        return Path(prep_dir)
+    if not raw_prefix:
+        raise SystemExit(f"{prep_dir} has no {split} split: prepare it again with "
+                         "prepare_multi30k.py (it picks up RAW/test2016.*), or give "
+                         "--test-raw RAW/test2016")
+    src, tgt = (read_lines(f"{raw_prefix}.{lang}") for lang in (info["src"], info["tgt"]))
+    return add_split(prep_dir, split, src, tgt)
+
+
 def binarize_split(prep_dir, split: str) -> Path:
     """``bpe/{split}.{src,tgt}`` of a prepared directory -> ``bin/{split}.{src}-{tgt}.*`` with
     its dictionary, and ``split`` listed in ``prep.json``."""

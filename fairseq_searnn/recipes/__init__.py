@@ -14,10 +14,12 @@ import it like any user: ``from fairseq_searnn import recipes``.
   checkpoint (status, attempt logs, cumulative training time).
 - :mod:`~fairseq_searnn.recipes.nmt_runs`: the Multi30k drivers' pieces (``train.sh``'s
   environment, cached test scores, paired bootstrap resampling, diagnosis, precision).
+- :mod:`~fairseq_searnn.recipes.nmt_table`: the report of their finished runs (rows, paired
+  bootstrap against baselines, tables, curves).
 - :mod:`~fairseq_searnn.recipes.bench`: the benchmarks' models, synthetic batches and timers.
 """
 
-from fairseq_searnn.recipes import bench, nmt_runs, replication, resumable
+from fairseq_searnn.recipes import bench, nmt_runs, nmt_table, replication, resumable
 from fairseq_searnn.recipes.commands import (
     generate_in_process,
     run_logged,
@@ -34,6 +36,6 @@ from fairseq_searnn.recipes.generate_output import (
 
 __all__ = [
     "LOSSES", "METHODS", "bench", "criterion_args", "generate_hypotheses",
-    "generate_in_process", "generate_pairs", "nmt_runs", "read_generate", "replication",
-    "resumable", "run_logged", "run_output", "tool", "train_config",
+    "generate_in_process", "generate_pairs", "nmt_runs", "nmt_table", "read_generate",
+    "replication", "resumable", "run_logged", "run_output", "tool", "train_config",
 ]

@@ -1,0 +1,203 @@
+"""The report of finished Multi30k runs (``examples/nmt/from_scratch.py``, ``finetune.py``):
+each run's row (settings, log, test scores), sacreBLEU's paired bootstrap against baseline
+methods, the Markdown tables and the learning curves.
+
+A row is a dict with at least ``name``, ``method``, ``seed``, ``precision``, ``commits``,
+``updates``, ``stop``, ``train_wall_s``, ``s_per_update``, ``valid_curve`` (``[(updates,
+BLEU)]``), ``best_valid``, ``test`` (``{"beamB": BLEU}``) and ``signature``; drivers add
+their own settings, ``p`` (:func:`significance`) and ``diagnosis``."""
+
+import json
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from fairseq_searnn.recipes import nmt_runs, replication, resumable
+
+Baseline = Tuple[str, str]  # (method, its label in the tables, e.g. "(a) mle")
+
+
+def add_run_options(parser) -> None:
+    """The drivers' shared options: ``--test-raw``, ``--jobs``, ``--report-only`` /
+    ``--train-only``, ``--no-diagnose``, ``--diagnose-sentences`` and the fairseq-train
+    options after ``--``."""
+    parser.add_argument("--test-raw", help="RAW/test2016: the test split's raw files, added "
+                        "to --prep when it has none")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time (one thread each)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--report-only", action="store_true",
+                      help="train nothing: score and tabulate every finished run under OUT")
+    mode.add_argument("--train-only", action="store_true",
+                      help="train, then stop (no scores, diagnoses or table)")
+    parser.add_argument("--no-diagnose", action="store_true", help="skip the diagnoses")
+    parser.add_argument("--diagnose-sentences", type=int, default=512,
+                        help="sentences of the diagnosis's target report (0: all)")
+    parser.add_argument("fairseq", nargs="*", metavar="-- FAIRSEQ_OPTION",
+                        help="after --: options added to every new run's fairseq-train")
+
+
+def run_row(run, data, metric: str, decodes: Sequence[int]) -> Dict:
+    """A finished run's row: its record and log read, its best checkpoint scored once on the
+    ``test`` split of ``data`` for each beam of ``decodes`` (hypotheses kept in the run as
+    ``test-beamB.txt``)."""
+    run = Path(run)
+    rec = resumable.load(run)
+    text = (run / resumable.LOG).read_text()
+    curve = resumable.curve(text, metric)
+    wall = replication.cached(run / "wall.json", lambda: {
+        "training_seconds": resumable.training_seconds(run / "checkpoint_last.pt")})
+    updates = replication.train_updates(text)
+    scores = nmt_runs.score_beams(data, run / "checkpoint_best.pt", "test",
+                                  run / "test-bleu.json", decodes, hypotheses_dir=run)
+    return {"name": run.name, "method": rec["method"], "seed": rec["seed"],
+            "precision": rec["precision"],
+            "commits": list(dict.fromkeys(a.get("commit") for a in rec["attempts"])),
+            "updates": updates, "stop": replication.stop_reason(resumable.last_attempt(run)),
+            "train_wall_s": wall["training_seconds"],
+            "s_per_update": wall["training_seconds"] / max(updates, 1), "valid_curve": curve,
+            "best_valid": max((v for _, v in curve), default=float("nan")),
+            "test": {f"beam{b}": scores[f"beam{b}"]["sacrebleu"] for b in decodes},
+            "signature": scores["beam1"]["signature"]}
+
+
+def significance(rows: List[Dict], baselines: Sequence[Baseline], peer: Callable,
+                 hypotheses: Callable, references: Callable,
+                 decodes: Sequence[int]) -> List[Dict]:
+    """Set ``row["p"][baseline]["beamB"] = {"p", "delta"}``: sacreBLEU's paired bootstrap
+    (:func:`~fairseq_searnn.recipes.nmt_runs.paired_bootstrap`) of each row's test output
+    against the row of each baseline method with the same ``peer(row)`` (its seed and
+    settings but the method). ``hypotheses(row, beam)`` and ``references(row)`` give the
+    detokenised lines."""
+    by_key = {(r["method"], peer(r)): r for r in rows}
+    for row in rows:
+        row["p"] = {}
+        for base, _ in baselines:
+            other = by_key.get((base, peer(row)))
+            if other is None or other is row:
+                continue
+            refs = references(row)
+            row["p"][base] = {}
+            for beam in decodes:
+                test = nmt_runs.paired_bootstrap(refs, hypotheses(other, beam),
+                                                 hypotheses(row, beam))
+                row["p"][base][f"beam{beam}"] = {
+                    "p": test["p_value"], "delta": test["system"] - test["baseline"]}
+                row["bootstrap_signature"] = test["signature"]
+    return rows
+
+
+def decode_name(beam: int) -> str:
+    return "greedy" if beam == 1 else f"beam {beam}"
+
+
+def verdicts(label: str, group: List[Dict], baselines: Sequence[Baseline],
+             decodes: Sequence[int]) -> List[str]:
+    """How many seeds of a group are better / worse than each baseline at p < 0.05, and the
+    mean BLEU difference."""
+    lines = []
+    for base, base_label in baselines:
+        paired = [r["p"][base] for r in group if base in r.get("p", {})]
+        if not paired:
+            continue
+        parts = []
+        for beam in decodes:
+            tests = [t[f"beam{beam}"] for t in paired]
+            better = sum(t["p"] < 0.05 and t["delta"] > 0 for t in tests)
+            worse = sum(t["p"] < 0.05 and t["delta"] < 0 for t in tests)
+            mean = replication.mean_std(t["delta"] for t in tests)[0]
+            parts.append(f"{decode_name(beam)} {mean:+.2f} BLEU, better in {better} and "
+                         f"worse in {worse} of {len(tests)} seeds")
+        lines.append(f"- {label} against {base_label} (paired bootstrap, p < 0.05): "
+                     + "; ".join(parts))
+    return lines
+
+
+def groups_of(rows: List[Dict], label: Callable) -> Dict[str, List[Dict]]:
+    """Rows grouped by ``label(row)``, in the rows' order."""
+    groups: Dict[str, List[Dict]] = {}
+    for row in rows:
+        groups.setdefault(label(row), []).append(row)
+    return groups
+
+
+def results_table(rows: List[Dict], label: Callable, baselines: Sequence[Baseline],
+                  decodes: Sequence[int]) -> List[str]:
+    """Markdown: one line per group of ``label(row)`` (its seeds side by side): test BLEU per
+    decode (mean ± std, then per seed), p-values against each baseline per seed, best
+    validation BLEU, updates, training minutes, stop reasons, precision and commits; then each
+    group's :func:`verdicts`."""
+    def cells(values, fmt="{:.2f}"):
+        return ", ".join(fmt.format(v) for v in values)
+
+    def pvalues(group, base):
+        return ", ".join(" / ".join(f"{r['p'][base][f'beam{b}']['p']:.3f}" for b in decodes)
+                         if base in r.get("p", {}) else "-" for r in group)
+
+    decoding = " / ".join(decode_name(b) for b in decodes)
+    header = (["run", "seeds"] + [h for b in decodes for h in (f"test {decode_name(b)}",
+                                                                "per seed")]
+              + [f"p vs {base_label} {decoding}" for _, base_label in baselines]
+              + ["best valid BLEU", "updates", "wall (min)", "stop", "precision", "commit"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes = []
+    for name, group in groups_of(rows, label).items():
+        scores = []
+        for beam in decodes:
+            values = [r["test"][f"beam{beam}"] for r in group]
+            mean, std = replication.mean_std(values)
+            scores += [f"{mean:.2f} ± {std:.2f}", cells(values)]
+        commits = dict.fromkeys(c for r in group for c in r["commits"] if c)
+        lines.append(
+            f"| {name} | {len(group)} | {' | '.join(scores)} | "
+            + "".join(f"{pvalues(group, base)} | " for base, _ in baselines)
+            + f"{cells(r['best_valid'] for r in group)} "
+            f"| {', '.join(str(r['updates']) for r in group)} "
+            f"| {cells((r['train_wall_s'] / 60 for r in group), '{:.0f}')} "
+            f"| {', '.join(r['stop'] for r in group)} "
+            f"| {', '.join(sorted({r['precision'] for r in group}))} | {', '.join(commits)} |")
+        notes += verdicts(name, group, baselines, decodes)
+    return lines + [""] + notes
+
+
+def diagnosis_table(rows: List[Dict], label: Callable, items: Sequence[Tuple[str, str, str]],
+                    title: str) -> List[str]:
+    """Markdown: each group's mean over its seeds of the diagnosis numbers ``items``
+    (``(column, section of diagnose.json, key)``), under ``title``."""
+    groups = groups_of([r for r in rows if "diagnosis" in r], label)
+    if not groups:
+        return []
+    lines = ["", title, "", "| run | " + " | ".join(c for c, _, _ in items) + " |",
+             "|" + "---|" * (len(items) + 1)]
+    for name, group in groups.items():
+        values = []
+        for _, section, key in items:
+            found = [r["diagnosis"][section].get(key) for r in group]
+            found = [v for v in found if v is not None]
+            values.append(f"{replication.mean_std(found)[0]:.3f}" if found else "-")
+        lines.append(f"| {name} | " + " | ".join(values) + " |")
+    return lines
+
+
+def write_summary(out, rows: List[Dict], lines: List[str], label: Callable,
+                  title: str) -> Dict:
+    """Write ``OUT/summary.md`` (``lines``, then the sacreBLEU and bootstrap signatures),
+    ``summary.json`` and the validation curves against training minutes (``curves.png``) and
+    updates (``curves-updates.png``); print the Markdown. Returns the summary."""
+    out = Path(out)
+    signatures = sorted({r["signature"] for r in rows})
+    lines = [*lines, "", f"sacreBLEU: {', '.join(signatures)}"]
+    boot = sorted({r["bootstrap_signature"] for r in rows if "bootstrap_signature" in r})
+    if boot:
+        lines.append(f"paired bootstrap: {', '.join(boot)}")
+    summary = {"runs": rows, "signature": signatures, "bootstrap_signature": boot}
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print("\n".join(lines))
+    for suffix, xlabel, scale in (("", "training wall time (min, 1 thread)",
+                                   lambda r: r["s_per_update"] / 60),
+                                  ("-updates", "updates", lambda r: 1.0)):
+        replication.plot_curves(
+            [(label(r), [u * scale(r) for u, _ in r["valid_curve"]],
+              [v for _, v in r["valid_curve"]]) for r in rows], xlabel,
+            "validation BLEU (greedy, whole split)", title, out / f"curves{suffix}.png")
+    return summary
