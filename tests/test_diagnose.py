@@ -126,6 +126,28 @@ def test_output_statistics_match_a_per_sentence_count():
         assert int(value) == want[key], key
 
 
+def test_entropy_sums_match_a_per_position_count():
+    """Entropy of every full distribution at the non-pad positions, zero-probability symbols
+    (log-probability -inf) included."""
+    torch.manual_seed(0)
+    pad = 1
+    lprobs = torch.log_softmax(3 * torch.randn(4, 6, 9, dtype=torch.float64), -1)
+    lprobs[0, 0] = torch.log(torch.tensor([0.0, 0.5, 0.5] + [0.0] * 6))
+    seq = torch.randint(2, 9, (4, 6))
+    seq[1, 3:] = pad
+    seq[2, 1:] = pad
+    got = metrics.entropy_sums(lprobs, seq, pad)
+    want, n = 0.0, 0
+    for b in range(4):
+        for t in range(6):
+            if seq[b, t] != pad:
+                want -= sum(math.exp(x) * x for x in lprobs[b, t].tolist() if x > -math.inf)
+                n += 1
+    assert int(got["entropy_tokens"]) == n == 24 - 3 - 5
+    assert float(got["entropy"]) == pytest.approx(want, rel=1e-6)
+    assert float(got["entropy"]) > math.log(2)  # the first position alone holds log 2
+
+
 # ------------------------------------------------------------------ toy models
 
 class OracleEncoder(FairseqEncoder):
@@ -246,7 +268,8 @@ def test_repeating_model_rates_by_hand(copy_task):
     rep, refs = run_diagnosis(copy_task, model)
     n = len(refs)
     g = rep["greedy"]  # every hypothesis is "c c c"
-    assert rep["beam"] == g
+    assert rep["beam"] == {k: v for k, v in g.items() if k != "entropy"}
+    assert g["entropy"] < 1e-3 and rep["teacher_forced"]["entropy"] < 1e-3  # one-hot rules
     assert g["adjacent_repeat_rate"] == 1.0 and g["repeated_1gram_rate"] == pytest.approx(2 / 3)
     assert g["repeated_2gram_rate"] == 0.5 and g["repeated_3gram_rate"] == 0.0
     assert g["repeated_4gram_rate"] is None  # no 4-gram in 3 tokens
@@ -315,6 +338,42 @@ def test_a_correct_prefix_decodes_as_teacher_forcing(data_bin):
     tf, greedy = diag.sums["teacher_forced"], diag.sums["greedy"]
     assert greedy.get("prefix_ok_tokens") == tf.get("prefix_ok_tokens") > 24
     assert greedy.get("prefix_ok_errors") == tf.get("prefix_ok_errors") > 0
+
+
+def test_model_entropy_teacher_forced_and_along_greedy_decoding(data_bin):
+    """The model's own predictive entropy (nats per symbol, EOS included): after every gold
+    prefix, and after every prefix of its greedy hypothesis (EOS forced at the length bound
+    included), from single-sentence non-incremental passes."""
+    _, task, model, _ = helpers.build(data_bin, "lstm")
+    helpers.quick_fit(task, model)
+    model.eval()
+    d = task.target_dictionary
+    pad, eos = d.pad(), d.eos()
+    diag = Diagnosis(model, task, Options(cost="edit", beam=0, max_len_b=4))
+    sums = {"teacher_forced": [0.0, 0], "greedy": [0.0, 0]}
+
+    @torch.no_grad()
+    def entropy(enc, prefix):
+        lp = torch.log_softmax(brute_force.last_scores(model, enc, torch.tensor([prefix]))
+                               .double(), -1)
+        return float(-(lp.exp() * lp).sum())
+
+    for sample in task.get_batch_iterator(task.dataset("valid"), max_sentences=9,
+                                          seed=1).next_epoch_itr(shuffle=False):
+        diag.add(sample)
+        for src, tgt in zip(sample["net_input"]["src_tokens"], sample["target"]):
+            enc = brute_force.encode_one(model, src, pad)
+            ref = brute_force.strip(tgt, pad)  # EOS included
+            hyp, _ = brute_force.greedy(model, enc, [], 4, pad, eos)
+            for mode, seq in (("teacher_forced", ref), ("greedy", hyp + [eos])):
+                sums[mode][0] += sum(entropy(enc, [eos] + seq[:t]) for t in range(len(seq)))
+                sums[mode][1] += len(seq)
+    rep = diag.result()
+    for mode, (total, n) in sums.items():
+        assert diag.sums[mode].get("entropy_tokens") == n
+        assert rep[mode]["entropy"] == pytest.approx(total / n, rel=1e-5), mode
+    assert 0 < rep["greedy"]["at_max_length"] < 1  # forced and chosen EOS both covered
+    assert 0 < rep["teacher_forced"]["entropy"] < math.log(len(d))
 
 
 # ------------------------------------------------------------------ the SeaRNN target report
@@ -429,6 +488,7 @@ def test_command_on_lstm_transformer_and_dss_checkpoints(data_bin, tmp_path):
     table = printed.getvalue()
     assert "| valid | lstm/checkpoint_last.pt | transformer/checkpoint_last.pt |" in table
     assert "target: target mass on reference action" in table
+    assert "| teacher-forced model entropy (nats / token) | " in table
 
     # beam BLEU as fairseq-generate scores it with sacrebleu
     gen_args = options.parse_args_and_arch(options.get_generation_parser(), [

@@ -153,7 +153,9 @@ def test_which_runs_train_and_with_what(tmp_path, monkeypatch, capsys):
         '  *) echo "Stopping training due to cumulative_training_time: 9 > '
         'stop_time_hours: 1 hour(s)" ;;\n'
         "esac\necho 'done training in 1.0 seconds'\n"))
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    train_env = driver.nmt_runs.train_env  # the fakes first, before this environment's bin
+    monkeypatch.setattr(driver.nmt_runs, "train_env", lambda *a, **k: dict(
+        train_env(*a, **k), PATH=f"{fake}{os.pathsep}{os.environ['PATH']}"))
     out = tmp_path / "out"
 
     def invoke(*extra):

@@ -1,7 +1,9 @@
 """The Multi30k drivers' shared pieces (fairseq_searnn.recipes.nmt_runs): paired bootstrap
-resampling against sacreBLEU's own command line, the training precision and its options."""
+resampling against sacreBLEU's own command line, the training precision and its options, the
+environment of ``train.sh``."""
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -49,6 +51,35 @@ def test_paired_bootstrap_is_sacrebleus_paired_bs(tmp_path):
     assert far < 0.01 < 0.05 < near  # a clear gain is significant, a small one is not
     with pytest.raises(ValueError, match="300 references, 299 baseline"):
         nmt_runs.paired_bootstrap(refs, systems["base"][1:], systems["near"])
+
+
+def test_train_env_puts_the_interpreters_bin_first_once(tmp_path, monkeypatch):
+    bin_dir = str(tmp_path / "env" / "bin")
+    monkeypatch.setattr(sys, "executable", str(Path(bin_dir) / "python"))
+    monkeypatch.setenv("PATH", os.pathsep.join(["/usr/bin", bin_dir + "/", "/bin", bin_dir]))
+    env = nmt_runs.train_env("prep", "save", 3, METHOD="mle")
+    assert env["PATH"].split(os.pathsep) == [bin_dir, "/usr/bin", "/bin"]
+    assert (env["PREP"], env["SAVE"], env["SEED"], env["METHOD"]) == ("prep", "save", "3",
+                                                                       "mle")
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    monkeypatch.setenv("PATH", env["PATH"])  # a driver's child building it again
+    assert nmt_runs.train_env("prep", "save", 3)["PATH"] == env["PATH"]
+    monkeypatch.delenv("PATH")
+    assert nmt_runs.train_env("prep", "save", 3)["PATH"] == bin_dir
+
+
+def test_train_sh_finds_this_environments_commands_unactivated(monkeypatch):
+    """``train.sh`` run with :func:`train_env` from a PATH without the environment (the driver
+    started as ``venv/bin/python ...``) calls this environment's commands."""
+    bin_dir = Path(sys.executable).parent
+    names = ("fairseq-train", "fairseq-searnn-user-dir")
+    if not all((bin_dir / name).exists() for name in names):
+        pytest.skip(f"{' and '.join(names)} are not installed next to {sys.executable}")
+    monkeypatch.setenv("PATH", os.pathsep.join(["/usr/bin", "/bin"]))
+    found = subprocess.run(["bash", "-c", "command -v " + " ".join(names)], check=True,
+                           capture_output=True, text=True,
+                           env=nmt_runs.train_env("prep", "save", 1)).stdout.split()
+    assert found == [str(bin_dir / name) for name in names]
 
 
 def test_precision_choice_and_options(monkeypatch):

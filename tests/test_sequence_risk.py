@@ -223,3 +223,45 @@ def test_defaults():
                                                                                    False)
     assert (cfg.risk_mle_weight, cfg.risk_label_smoothing) == (0.3, 0.1)
     assert (cfg.risk_max_len_a, cfg.risk_max_len_b, str(cfg.risk_cost)) == (1.5, 5, "bleu")
+
+
+def test_beam_search_is_built_once_per_model_and_options(data_bin, monkeypatch):
+    """Training steps reuse one ``SequenceGenerator`` holding the current weights; another
+    model or beam size builds a new one; the candidates equal a fresh generator's."""
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from fairseq_searnn.criterions import sequence_risk
+
+    extra = ["--risk-candidates", "beam", "--risk-size", "3"] + SHORT
+    _, task, model, crit = helpers.build(data_bin, "transformer", "sequence_risk", extra)
+    _, _, other, _ = helpers.build(data_bin, "transformer", "sequence_risk", extra)
+    built = []
+
+    class Counting(SequenceGenerator):
+        def __init__(self, models, *args, **kwargs):
+            built.append(models[0])
+            super().__init__(models, *args, **kwargs)
+
+    monkeypatch.setattr(sequence_risk, "SequenceGenerator", Counting)
+    beams = []  # fairseq sets the beam size of models that have a set_beam_size (BART)
+    model.set_beam_size = beams.append
+    sample = helpers.valid_batch(task, 8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    for _ in range(2):  # two training steps
+        optimizer.zero_grad()
+        crit(model, sample)[0].backward()
+        optimizer.step()
+    assert built == [model] and beams[-1] == 3
+    generator = crit.generator(model)
+    SequenceGenerator([model], task.target_dictionary, beam_size=5)  # another beam search
+    assert beams[-1] == 5
+    fresh = _criterion(task, "sequence_risk", extra)
+    got = crit.candidates(model, sample, seed=1)
+    assert built == [model] and crit.generator(model) is generator and beams[-1] == 3
+    for a, b in zip(got, fresh.candidates(model, sample, seed=1)):  # the updated weights
+        assert torch.equal(a, b)
+    assert crit.generator(other) is not generator and built[-1] is other
+    crit.cfg.risk_size = 2
+    assert crit.generator(model).beam_size == 2 and built[-1] is model
+    assert len(built) == 4  # fresh's, the other model's, the new beam size's

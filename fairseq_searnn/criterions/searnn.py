@@ -23,6 +23,7 @@ from fairseq_searnn.search import (
     allowed_tokens,
     content,
     emittable_tokens,
+    interleaved,
     objective,
 )
 
@@ -234,19 +235,14 @@ class SearnnCriterion(FairseqCriterion, Schedulable):
 def teacher_forced(model, net_input, prevs, pad):
     """Float log-probabilities ``[B, T_i, V]`` of one ``model(...)`` call teacher-forced on each
     decoder input of ``prevs`` (``[B, T_i]`` each): several inputs are interleaved per sentence
-    (the source order stays sorted) into one batch of ``B * len(prevs)`` rows."""
-    n = len(prevs)
-    if n == 1:
-        out = model(**dict(net_input, prev_output_tokens=prevs[0]))
-        return [model.get_normalized_probs(out, log_probs=True).float()]
-    B, T = prevs[0].size(0), max(p.size(1) for p in prevs)
-    stacked = torch.stack([torch.nn.functional.pad(p, (0, T - p.size(1)), value=pad)
-                           for p in prevs], 1).view(B * n, T)
-    rows = {k: v.repeat_interleave(n, 0) if torch.is_tensor(v) and v.dim() > 0 else v
-            for k, v in net_input.items() if k != "prev_output_tokens"}
-    out = model(**rows, prev_output_tokens=stacked)
-    lprobs = model.get_normalized_probs(out, log_probs=True).float().view(B, n, T, -1)
-    return [lprobs[:, i, : p.size(1)] for i, p in enumerate(prevs)]
+    (the source order stays sorted) into one batch of ``B * len(prevs)`` rows
+    (:func:`fairseq_searnn.search.interleaved`)."""
+    def score(repeat, stacked):
+        rows = {k: repeat(v) for k, v in net_input.items() if k != "prev_output_tokens"}
+        out = model(**rows, prev_output_tokens=stacked)
+        return model.get_normalized_probs(out, log_probs=True).float()
+
+    return interleaved(score, prevs, pad)
 
 
 def _nll(lprobs, target, pad, reduce=True):

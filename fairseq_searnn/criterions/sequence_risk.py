@@ -53,6 +53,7 @@ class SequenceRiskCriterion(FairseqCriterion):
                                           max_len_b=cfg.risk_max_len_b,
                                           decode_dtype=str(cfg.risk_decode_dtype)),
                              self.tgt_dict)
+        self._generator = None  # (model, options, SequenceGenerator) of the beam candidates
 
     def forward(self, model, sample, reduce=True):
         """The loss summed over sentences (``reduce=False``: ``[B]`` per sentence)."""
@@ -93,13 +94,26 @@ class SequenceRiskCriterion(FairseqCriterion):
         costs = self.search.cost_fn(hyp, ref, pad).view(B, K).to(device)
         return cand, risk.first_occurrences(cand, pad), costs
 
+    def generator(self, model) -> SequenceGenerator:
+        """fairseq's beam search over ``model`` for ``--risk-size`` hypotheses within
+        ``--risk-max-len-a/-b``: built at the first call and reused while the model object and
+        these options stay the same, rebuilt when one changes."""
+        options = (self.cfg.risk_size, self.cfg.risk_max_len_a, self.cfg.risk_max_len_b)
+        cached = self._generator  # a tuple: not a submodule (its model's weights are not ours)
+        if cached is None or cached[0] is not model or cached[1] != options:
+            n, a, b = options
+            built = SequenceGenerator([model], self.tgt_dict, beam_size=n, max_len_a=a,
+                                      max_len_b=b)
+            self._generator = cached = (model, options, built)
+        return cached[2]
+
     def _beam(self, model, sample):
         """``[B, n, L]`` the ``n`` hypotheses of fairseq's beam search (``--risk-size``), best
         first, bounded by ``int(a * src_len + b)`` tokens (src_len: the batch's source width)."""
         n, pad = self.cfg.risk_size, self.padding_idx
-        generator = SequenceGenerator([model], self.tgt_dict, beam_size=n,
-                                      max_len_a=self.cfg.risk_max_len_a,
-                                      max_len_b=self.cfg.risk_max_len_b)
+        generator = self.generator(model)
+        # what building it did: another generator may have changed the decoder's beam size
+        generator.model.set_decoder_beam_size(generator.beam_size)
         hypos = generator.generate([model], {"net_input": sample["net_input"]})
         rows = [h["tokens"] for sentence in hypos for h in sentence[:n]]
         out = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad)

@@ -7,6 +7,7 @@ fairseq-generate runs it. Both stop a sentence at ``int(a * src_len + b)`` conte
 """
 
 from argparse import Namespace
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -26,9 +27,14 @@ def max_lengths(model, sample, max_len_a: float, max_len_b: int) -> Tensor:
 
 
 @torch.no_grad()
-def teacher_forced_lprobs(model, sample) -> Tensor:
-    """``[B, T, V]`` log-probabilities of the next token after every gold prefix."""
-    return model.get_normalized_probs(model(**sample["net_input"]), log_probs=True)
+def teacher_forced_lprobs(model, sample, prev: Optional[Tensor] = None) -> Tensor:
+    """``[B, T, V]`` log-probabilities of the next token after every gold prefix or, given the
+    decoder inputs ``prev: [B, T]`` of other sequences (e.g. ``prev_output_tokens`` of the
+    greedy hypotheses), after every prefix of those: one pass either way."""
+    net_input = sample["net_input"]
+    if prev is not None:
+        net_input = dict(net_input, prev_output_tokens=prev)
+    return model.get_normalized_probs(model(**net_input), log_probs=True)
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from fairseq_searnn import costs
-from fairseq_searnn.search import content
+from fairseq_searnn.search import content, prev_output_tokens
 
 from . import decoding, metrics, text
 from .metrics import Sums, seq_lengths
@@ -77,17 +77,21 @@ class Diagnosis:
         """Add one fairseq batch (``net_input``, ``target: [B, T]``) on the model's device."""
         target, pad, eos = sample["target"], self.pad, self.eos
         ref = content(target, pad, eos)  # [B, Lr]
-        pred, tf = metrics.teacher_forced(decoding.teacher_forced_lprobs(self.model, sample),
-                                          target, pad)
+        lprobs = decoding.teacher_forced_lprobs(self.model, sample)
+        pred, tf = metrics.teacher_forced(lprobs, target, pad)
         self.sums["teacher_forced"].add(tf)
+        self.sums["teacher_forced"].add(metrics.entropy_sums(lprobs, target, pad))
         self.sums["teacher_forced"].add(
             metrics.position_errors(pred, seq_lengths(target, pad), target, pad))
         self.sums["reference"].add(self._outputs(ref))
         self.texts["reference"] += text.strings(target, self.dict, self.opts.post_process, True)
         max_len = decoding.max_lengths(self.model, sample, self.opts.max_len_a,
                                        self.opts.max_len_b)
-        self._hypotheses("greedy", decoding.greedy(self.model, sample, max_len, pad, eos),
-                         target, ref, max_len)
+        greedy = decoding.greedy(self.model, sample, max_len, pad, eos)
+        self._hypotheses("greedy", greedy, target, ref, max_len)
+        along = decoding.teacher_forced_lprobs(self.model, sample,
+                                               prev_output_tokens(greedy, pad, eos))
+        self.sums["greedy"].add(metrics.entropy_sums(along, greedy, pad))
         if self.generator is not None:
             hyp = decoding.beam(self.task, self.generator, self.model, sample, pad)
             self._hypotheses("beam", hyp.to(target.device), target, ref, max_len)
@@ -128,6 +132,8 @@ class Diagnosis:
                          "corpus_error": _percent(s.ratio("errors", "ref_symbols")),
                          "bleu": bleu, "bleu_detail": detail,
                          **_positions(s), **_outputs(s, ref_sums, self.opts.orders)}
+            if "entropy_tokens" in s.scalars:  # greedy: along the model's own decoding
+                out[mode]["entropy"] = s.ratio("entropy", "entropy_tokens")
         if "beam" in out:
             out["beam_minus_greedy"] = {
                 k: _diff(out["beam"][k], out["greedy"][k]) for k in ("cost", "corpus_error",
@@ -140,7 +146,8 @@ class Diagnosis:
 def _teacher_forced(s: Sums) -> dict:
     nll = s.ratio("nll", "tokens")
     bits = nll / math.log(2) if nll is not None else None
-    return {"token_accuracy": s.ratio("correct", "tokens"), "nll_bits": bits, **_positions(s)}
+    return {"token_accuracy": s.ratio("correct", "tokens"), "nll_bits": bits,
+            "entropy": s.ratio("entropy", "entropy_tokens"), **_positions(s)}
 
 
 def _positions(s: Sums) -> dict:

@@ -84,6 +84,22 @@ def teacher_forced(lprobs: Tensor, target: Tensor, pad: int) -> Tuple[Tensor, Di
                   "nll": nll[real].sum()}
 
 
+def entropy_sums(lprobs: Tensor, seq: Tensor, pad: int) -> Dict[str, Tensor]:
+    """The model's own predictive entropy at the positions of ``seq``.
+
+    Args:
+        lprobs: ``[B, L, V]`` log-probabilities of the next symbol at every position of
+            ``seq`` (after its prefix: the gold one, or the model's own decoding).
+        seq: ``[B, L]`` symbols (EOS included, pad after).
+    Returns: sums ``entropy`` (nats, ``-sum_v p(v) log p(v)`` of the full distribution) and
+    ``entropy_tokens`` over the positions where ``seq`` is not pad.
+    """
+    lp = lprobs.float()
+    entropy = -(lp.exp() * lp).masked_fill(lp.isneginf(), 0.0).sum(-1)  # [B, L]
+    real = seq.ne(pad)
+    return {"entropy": entropy[real].sum(), "entropy_tokens": real.sum()}
+
+
 def position_errors(pred: Tensor, pred_len: Tensor, ref: Tensor, pad: int) -> Dict[str, Tensor]:
     """Errors position by position against the reference, and how they compound.
 

@@ -14,7 +14,11 @@ def rows(cost: str, beam: int, orders: Sequence[int], targets: bool) -> List[Row
         decoders.append((f"beam {beam}", "beam"))
     out: List[Row] = [("sentences", ("sentences",)),
                       ("teacher-forced token accuracy", ("teacher_forced", "token_accuracy")),
-                      ("teacher-forced NLL (bits / token)", ("teacher_forced", "nll_bits"))]
+                      ("teacher-forced NLL (bits / token)", ("teacher_forced", "nll_bits")),
+                      ("teacher-forced model entropy (nats / token)", ("teacher_forced",
+                                                                       "entropy")),
+                      ("greedy: model entropy along the decoding (nats / token)",
+                       ("greedy", "entropy"))]
     for label, key in decoders:
         out.append((f"{label}: {cost} cost (mean per sentence)", (key, "cost")))
         if cost in ("edit", "hamming"):

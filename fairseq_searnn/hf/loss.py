@@ -28,6 +28,7 @@ from fairseq_searnn.search import (
     checks,
     content,
     emittable_tokens,
+    interleaved,
     objective,
     precision,
     prev_output_tokens,
@@ -190,13 +191,14 @@ class SearnnLoss:
         return lprobs, gold
 
     def _forward(self, model, host: HFHost, sample: dict, prevs):
+        """Float log-probabilities ``[B, T_i, V]`` of one ``model(...)`` call on each decoder
+        input of ``prevs`` (:func:`fairseq_searnn.search.interleaved`)."""
         net = sample["net_input"]
-        n = len(prevs)
-        B, T = prevs[0].size(0), max(p.size(1) for p in prevs)
-        stacked = torch.stack([torch.nn.functional.pad(p, (0, T - p.size(1)), value=self.pad)
-                               for p in prevs], 1).view(B * n, T)
-        out = model(input_ids=net["src_tokens"].repeat_interleave(n, 0),
-                    attention_mask=net["attention_mask"].repeat_interleave(n, 0),
-                    decoder_input_ids=host.decoder_inputs(stacked), use_cache=False)
-        lprobs = torch.log_softmax(out.logits.float(), dim=-1).view(B, n, T, -1)
-        return [lprobs[:, i, : p.size(1)] for i, p in enumerate(prevs)]
+
+        def score(repeat, stacked):
+            out = model(input_ids=repeat(net["src_tokens"]),
+                        attention_mask=repeat(net["attention_mask"]),
+                        decoder_input_ids=host.decoder_inputs(stacked), use_cache=False)
+            return torch.log_softmax(out.logits.float(), dim=-1)
+
+        return interleaved(score, prevs, self.pad)

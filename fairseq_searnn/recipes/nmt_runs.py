@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -21,9 +22,16 @@ PRECISIONS = ("float32", "bfloat16", "auto")
 
 def train_env(prep, save, seed: int, **extra: str) -> Dict[str, str]:
     """The environment of one ``examples/nmt/train.sh`` run on one thread: the prepared
-    directory, save directory and seed, plus ``extra`` (METHOD, ARCH, DROPOUT, ...)."""
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PREP=str(prep),
-                SAVE=str(save), SEED=str(seed), **extra)
+    directory, save directory and seed, plus ``extra`` (METHOD, ARCH, DROPOUT, ...). ``PATH``
+    starts with the running interpreter's ``bin`` directory (once), so that the script finds
+    this environment's ``fairseq-train`` and ``fairseq-searnn-user-dir`` even when the driver
+    runs as ``venv/bin/python ...`` without the environment activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH")
+    rest = [] if not path else [p for p in path.split(os.pathsep)
+                                if os.path.normpath(p) != os.path.normpath(bin_dir)]
+    return dict(os.environ, PATH=os.pathsep.join([bin_dir, *rest]), OMP_NUM_THREADS="1",
+                MKL_NUM_THREADS="1", PREP=str(prep), SAVE=str(save), SEED=str(seed), **extra)
 
 
 def score_beams(prep, checkpoint, split: str, into, beams: Sequence[int] = (1, 5),

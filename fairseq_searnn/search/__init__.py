@@ -28,12 +28,13 @@ from fairseq_searnn.search.reference import POLICIES as REFERENCE_POLICIES
 from fairseq_searnn.search.rollin import ROLLINS, greedy_decode, prev_output_tokens
 from fairseq_searnn.search.rollout import Entries, RolloutPolicy, roll_out
 from fairseq_searnn.search.sampling import STRATEGIES, allowed_tokens, emittable_tokens
+from fairseq_searnn.search.teacher_forcing import interleaved
 
 __all__ = [
     "APPENDIX_LOSSES", "LOSSES", "MIX_GRANULARITIES", "REFERENCE_POLICIES", "ROLLINS",
     "ROLLOUTS", "SAMPLED_SOFTMAXES", "STRATEGIES", "Entries", "Host", "RolledIn",
     "RolloutPolicy", "Search",
     "SearchConfig", "SearchResult", "allowed_tokens", "as_host", "checks", "content",
-    "emittable_tokens", "eval_mode", "greedy_decode", "length_bound", "losses", "objective",
-    "precision", "prev_output_tokens", "risk", "roll_out",
+    "emittable_tokens", "eval_mode", "greedy_decode", "interleaved", "length_bound", "losses",
+    "objective", "precision", "prev_output_tokens", "risk", "roll_out",
 ]
