@@ -90,7 +90,7 @@ def test_every_method_reaches_fairseq_with_the_protocol(tmp_path):
         assert c.rollin == ("learned" if method == "learned_refout" else "reference")
     risk = crit["risk"]
     assert (risk._name, risk.risk_candidates, risk.risk_size, risk.risk_cost) == (
-        "sequence_risk", "beam", 8, "bleu")
+        "sequence_risk", "beam", 4, "bleu")
     assert (risk.risk_mle_weight, risk.risk_label_smoothing) == (0.3, 0.1)
     # the diagnoses' target report is searnn's criterion
     argv = _cfg(driver, args, prep, fake, "control")[0]
@@ -108,9 +108,9 @@ def test_every_method_reaches_fairseq_with_the_protocol(tmp_path):
                 "risk": "--risk-decode-dtype"}[method] in argv
     assert cfg.criterion.risk_decode_dtype == "bfloat16"
     args = driver.parse(["--prep", str(prep), "--out", str(tmp_path / "out"), "--lr", "3e-5",
-                         "--risk-size", "4", "--patience", "3", "--arch", "transformer"])
+                         "--risk-size", "2", "--patience", "3", "--arch", "transformer"])
     _, cfg = _cfg(driver, args, prep, fake, "risk")
-    assert cfg.criterion.risk_size == 4 and cfg.optimization.lr == [3e-5]
+    assert cfg.criterion.risk_size == 2 and cfg.optimization.lr == [3e-5]
     assert cfg.checkpoint.patience == 3 and cfg.model.arch == "transformer"
 
 
