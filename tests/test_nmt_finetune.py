@@ -164,6 +164,8 @@ def test_report_of_finished_fine_tunes(tmp_path):
     (folder / "start-weights.pt").write_text("")
     (folder / "converged-test-bleu.json").write_text(json.dumps({
         f"beam{b}": {"sacrebleu": 37.0 + b / 10} for b in (1, 5)}))
+    (folder / "converged-valid-bleu.json").write_text(json.dumps({
+        "beam1": {"sacrebleu": 36.5}}))
     for seed in (1, 2):
         _finished(folder / f"control-seed{seed}", "control", seed, 38.0, worse)
         _finished(folder / f"risk-seed{seed}", "risk", seed, 39.0, refs, minutes=60)
@@ -183,7 +185,7 @@ def test_report_of_finished_fine_tunes(tmp_path):
     assert "| risk | 2 | 39.10 ± 0.00 | 39.10, 39.10 |" in table
     assert "- risk against the control (paired bootstrap, p < 0.05): greedy " in table
     assert "better in 2 and worse in 0 of 2 seeds" in table
-    assert "| converged (--start) | 37.10 | 37.50 |" in table
+    assert "| converged (--start) | 37.10 | 37.50 | 36.50 | - |" in table
     assert "| start (control until patience) | 38.10 | 38.50 | 37.00 | 300 | 120 | cap |" \
         in table
     # equal time: risk at 12 s an update validates at 20 and 40 minutes, the control at 10
@@ -225,6 +227,7 @@ def test_finetune_end_to_end(tmp_path, shared_data):
         assert row["stop"] == "cap" and row["updates"] > updates[row["method"]]
         assert row["diagnosis"]["targets"]["cells"] > 0
     assert set(summary["runs"][1]["p"]["control"]) == {"beam1", "beam5"}
-    assert (out / "lstm" / "converged-test-bleu.json").exists()
+    for name in ("converged-test-bleu.json", "converged-valid-bleu.json"):
+        assert (out / "lstm" / name).exists()
     table = (out / "lstm" / "summary.md").read_text()
     assert "| start (control until patience) |" in table and "| risk | " in table

@@ -237,12 +237,15 @@ def starts_table(args):
     start_row = nmt_table.run_row(run, args.prep, METRIC, DECODES)
     converged = nmt_runs.score_beams(args.prep, folder / "converged-weights.pt", "test",
                                      folder / "converged-test-bleu.json", DECODES)
+    valid = nmt_runs.score_beams(args.prep, folder / "converged-weights.pt", "valid",
+                                 folder / "converged-valid-bleu.json", (1,))
     lines = ["", "Starts on test2016 (the control continued from the converged checkpoint "
              "until patience; every fine-tune begins at the start):", "",
              "| checkpoint | test greedy | test beam 5 | best valid BLEU | updates | wall (min) "
              "| stop |", "|---|---|---|---|---|---|---|",
              f"| converged (--start) | {converged['beam1']['sacrebleu']:.2f} | "
-             f"{converged['beam5']['sacrebleu']:.2f} | - | - | - | - |",
+             f"{converged['beam5']['sacrebleu']:.2f} | {valid['beam1']['sacrebleu']:.2f} | - "
+             "| - | - |",
              f"| start (control until patience) | {start_row['test']['beam1']:.2f} | "
              f"{start_row['test']['beam5']:.2f} | {start_row['best_valid']:.2f} | "
              f"{start_row['updates']} | {start_row['train_wall_s'] / 60:.0f} | "
