@@ -5,14 +5,13 @@ equal-time table), and the whole driver on 120 Multi30k pairs at a size of secon
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
 
 import helpers
 from fairseq_searnn.data import nmt_prepare as nmt
-from fairseq_searnn.recipes import replication, resumable
+from fairseq_searnn.recipes import resumable
 
 
 @pytest.fixture(autouse=True)
@@ -197,37 +196,40 @@ def test_report_of_finished_fine_tunes(tmp_path):
 
 
 def test_finetune_end_to_end(tmp_path, shared_data):
-    """A tiny converged model, the start continued from it to a cap, then the control and
-    risk fine-tuned from the start, continued to a larger cap, scored, tested and
-    diagnosed once."""
+    """A tiny converged model; the start continued from it to a cap, then the control and
+    risk fine-tuned from the start to a cap, scored, tested and diagnosed; a second
+    invocation trains, scores and diagnoses nothing again."""
     driver = _driver()
     prep = helpers.tiny_multi30k(tmp_path / "m30k", shared_data)
     small = helpers.TINY_LSTM
     converged = tmp_path / "converged"
-    replication_env = driver.nmt_runs.train_env(prep, converged, 1, METHOD="mle",
-                                                MAX_UPDATE="8")
+    env = driver.nmt_runs.train_env(prep, converged, 1, METHOD="mle", MAX_UPDATE="8")
     subprocess.run(["bash", str(helpers.REPO / "examples/nmt/train.sh"), *small],
-                   env=replication_env, check=True, capture_output=True)
+                   env=env, check=True, capture_output=True)
     out = tmp_path / "out"
     argv = ["--prep", str(prep), "--out", str(out), "--start",
             str(converged / "checkpoint_last.pt"), "--precision", "float32",
             "--patience", "50", "--risk-size", "2", "--diagnose-sentences", "8",
-            "--start-cap-minutes", "0.03", "--methods", "control", "risk", "--jobs", "2"]
-    first = driver.main([*argv, "--cap-minutes", "0.03", "--train-only", "--", *small])
+            "--start-cap-minutes", "0.03", "--methods", "control", "risk", "--jobs", "2",
+            "--cap-minutes", "0.03", "--", *small]
+    summary = driver.main(argv)
     start = out / "lstm" / "start"
     assert resumable.status(start, 0.03) == "finished"
     assert "Loaded checkpoint" in (start / resumable.LOG).read_text()
-    runs = {Path(r).name.split("-")[0]: Path(r) for r in first["trained"]}
-    assert sorted(runs) == ["control", "risk"]
-    assert resumable.load(runs["risk"])["init"] == str(out / "lstm" / "start-weights.pt")
-    updates = {m: replication.train_updates((r / resumable.LOG).read_text())
-               for m, r in runs.items()}
-    summary = driver.main([*argv, "--cap-minutes", "0.06", "--", *small])
+    assert [r["name"] for r in summary["runs"]] == ["control-seed1", "risk-seed1"]
     for row in summary["runs"]:
-        assert row["stop"] == "cap" and row["updates"] > updates[row["method"]]
+        run = out / "lstm" / row["name"]
+        assert resumable.load(run)["init"] == str(out / "lstm" / "start-weights.pt")
+        assert row["stop"] == "cap" and row["updates"] > 0
         assert row["diagnosis"]["targets"]["cells"] > 0
+        assert row["diagnosis"]["teacher_forced"]["entropy"] > 0
     assert set(summary["runs"][1]["p"]["control"]) == {"beam1", "beam5"}
     for name in ("converged-test-bleu.json", "converged-valid-bleu.json"):
         assert (out / "lstm" / name).exists()
     table = (out / "lstm" / "summary.md").read_text()
     assert "| start (control until patience) |" in table and "| risk | " in table
+    files = [out / "lstm" / r["name"] / name for r in summary["runs"]
+             for name in (resumable.LOG, "test-bleu.json", "diagnose/diagnose.json")]
+    stamps = [f.stat().st_mtime for f in files]
+    driver.main(argv)
+    assert stamps == [f.stat().st_mtime for f in files]
