@@ -67,8 +67,8 @@ FULL = ["--searnn-sampled-softmax", "full"]
 REFOUT = ["--rollout", "reference"]
 # method: (train.sh environment, fairseq-train options, validation interval in updates:
 # about 5 minutes of the method's bfloat16 step on the converged Multi30k LSTM, one thread
-# beside two other jobs: control 0.54 s, searnn 2.2 s, refout 0.63 s, learned_refout 1.7 s,
-# risk over 4 beam candidates 4.3 s (8: 10 s))
+# beside two other jobs, by benchmarks/bench_finetune_steps.py: control 0.50 s, searnn
+# 2.19 s, refout 0.60 s, learned_refout 1.92 s, risk over 4 beam candidates 4.29 s (8: 9.38 s))
 METHODS = {
     "control": ({"METHOD": "mle"}, [], 600),
     "searnn": (SEARNN, [], 150),
