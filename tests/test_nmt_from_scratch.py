@@ -252,7 +252,7 @@ def test_report_of_finished_runs(tmp_path):
     table = (out / "summary.md").read_text()
     assert "| (c) searnn, dropout 0.3, reversed source | 2 | 36.60 ± 0.71 | 36.10, 37.10 |" \
         in table
-    assert "| patience, patience | float32 | abc1234 |" in table
+    assert "| 30, 30 | 2.00, 2.00 | patience, patience | float32 | abc1234 |" in table
     assert "| (b) mle_ls, dropout 0.3, reversed source | 1 |" in table and "| cap |" in table
     assert ("- (c) searnn, dropout 0.3, reversed source against (a) mle (paired bootstrap, "
             "p < 0.05): greedy ") in table and "better in 2 and worse in 0 of 2 seeds" in table

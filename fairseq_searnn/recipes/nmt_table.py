@@ -124,8 +124,8 @@ def results_table(rows: List[Dict], label: Callable, baselines: Sequence[Baselin
                   decodes: Sequence[int]) -> List[str]:
     """Markdown: one line per group of ``label(row)`` (its seeds side by side): test BLEU per
     decode (mean ± std, then per seed), p-values against each baseline per seed, best
-    validation BLEU, updates, training minutes, stop reasons, precision and commits; then each
-    group's :func:`verdicts`."""
+    validation BLEU, updates, training minutes, seconds per update, stop reasons, precision
+    and commits; then each group's :func:`verdicts`."""
     def cells(values, fmt="{:.2f}"):
         return ", ".join(fmt.format(v) for v in values)
 
@@ -137,7 +137,8 @@ def results_table(rows: List[Dict], label: Callable, baselines: Sequence[Baselin
     header = (["run", "seeds"] + [h for b in decodes for h in (f"test {decode_name(b)}",
                                                                 "per seed")]
               + [f"p vs {base_label} {decoding}" for _, base_label in baselines]
-              + ["best valid BLEU", "updates", "wall (min)", "stop", "precision", "commit"])
+              + ["best valid BLEU", "updates", "wall (min)", "s / update", "stop", "precision",
+                 "commit"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
     for name, group in groups_of(rows, label).items():
@@ -153,6 +154,7 @@ def results_table(rows: List[Dict], label: Callable, baselines: Sequence[Baselin
             + f"{cells(r['best_valid'] for r in group)} "
             f"| {', '.join(str(r['updates']) for r in group)} "
             f"| {cells((r['train_wall_s'] / 60 for r in group), '{:.0f}')} "
+            f"| {cells(r['s_per_update'] for r in group)} "
             f"| {', '.join(r['stop'] for r in group)} "
             f"| {', '.join(sorted({r['precision'] for r in group}))} | {', '.join(commits)} |")
         notes += verdicts(name, group, baselines, decodes)
