@@ -159,7 +159,7 @@ def test_report_of_finished_fine_tunes(tmp_path):
     out = tmp_path / "out"
     folder = out / "lstm"
     worse = [" ".join(r.split()[:6]) for r in refs]
-    _finished(folder / "start", "control", 1, 38.0, refs, stop="cap", minutes=120)
+    _finished(folder / "start", "control", 1, 38.0, worse, stop="cap", minutes=120)
     (folder / "start-weights.pt").write_text("")
     (folder / "converged-test-bleu.json").write_text(json.dumps({
         f"beam{b}": {"sacrebleu": 37.0 + b / 10} for b in (1, 5)}))
@@ -179,12 +179,16 @@ def test_report_of_finished_fine_tunes(tmp_path):
     assert risk["p"]["control"]["beam1"]["p"] < 0.05
     assert risk["p"]["control"]["beam1"]["delta"] > 0
     assert summary["runs"][2]["p"]["control"]["beam5"]["delta"] == 0  # same output
-    assert summary["runs"][0]["p"] == {}
+    assert "control" not in summary["runs"][0]["p"]
     table = (folder / "summary.md").read_text()
     assert "| risk | 2 | 39.10 ± 0.00 | 39.10, 39.10 |" in table
     assert "- risk against the control (paired bootstrap, p < 0.05): greedy " in table
     assert "better in 2 and worse in 0 of 2 seeds" in table
     assert "| converged (--start) | 37.10 | 37.50 | 36.50 | - |" in table
+    # against the start's output (the short one): risk gains in both seeds, the control none
+    assert "- risk against the start (paired bootstrap, p < 0.05): greedy " in table
+    assert risk["p"]["start"]["beam5"]["delta"] > 0 and risk["p"]["start"]["beam5"]["p"] < 0.05
+    assert summary["runs"][0]["p"]["start"]["beam1"]["delta"] == 0
     assert "| start (control until patience) | 38.10 | 38.50 | 37.00 | 300 | 120 | cap |" \
         in table
     # equal time: risk at 12 s an update validates at 20 and 40 minutes, the control at 10

@@ -253,6 +253,26 @@ def starts_table(args):
     return lines
 
 
+def versus_start(args, rows, refs):
+    """Markdown: each method's gain over the start on test2016, by paired bootstrap of each
+    seed's output against the start's (``row["p"]["start"]``)."""
+    start = arch_dir(args) / START
+    if not (start / "test-beam1.txt").exists():
+        return []
+    for row in rows:
+        row["p"]["start"] = {}
+        for beam in DECODES:
+            test = nmt_runs.paired_bootstrap(
+                refs, read_lines(start / f"test-beam{beam}.txt"),
+                read_lines(arch_dir(args) / row["name"] / f"test-beam{beam}.txt"))
+            row["p"]["start"][f"beam{beam}"] = {"p": test["p_value"],
+                                               "delta": test["system"] - test["baseline"]}
+    lines = []
+    for name, group in nmt_table.groups_of(rows, label).items():
+        lines += nmt_table.verdicts(name, group, [("start", "the start")], DECODES)
+    return ["", "Gains over the start on test2016:", "", *lines]
+
+
 def summarise(args):
     """Score, test, diagnose and tabulate every finished fine-tune under OUT/ARCH."""
     refs = read_lines(args.prep / "ref" / f"test.{prep_info(args.prep)['tgt']}")
@@ -264,7 +284,7 @@ def summarise(args):
         print(f"no finished fine-tune under {arch_dir(args)}")
         return {"runs": []}
     lines = nmt_table.results_table(rows, label, CONTROL, DECODES)
-    lines += starts_table(args) + equal_time_table(rows)
+    lines += starts_table(args) + versus_start(args, rows, refs) + equal_time_table(rows)
     lines += nmt_table.diagnosis_table(
         rows, label, DIAGNOSIS, "Diagnosis of the best checkpoints on the validation set "
         "(mean over seeds; target report of searnn's criterion):")
