@@ -98,6 +98,8 @@ def test_precision_choice_and_options(monkeypatch):
                                                                  "bfloat16"]
     assert nmt_runs.precision_args("bfloat16", searnn=True) == [
         "--searnn-autocast", "bfloat16", "--searnn-decode-dtype", "bfloat16"]
+    assert nmt_runs.precision_args("bfloat16", risk=True) == [
+        "--searnn-autocast", "bfloat16", "--risk-decode-dtype", "bfloat16"]
 
 
 def test_score_beams_is_cached_with_its_hypotheses(tmp_path, monkeypatch):

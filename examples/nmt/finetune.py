@@ -95,10 +95,8 @@ def train_command(args, method, precision):
     env = {**COMMON, **ARCHS[args.arch], "LR": f"{args.lr:g}", **env}
     if method == "risk":
         env["RISK_SIZE"] = str(args.risk_size)
-    decode = {"searnn": ["--searnn-decode-dtype", precision],
-              "risk": ["--risk-decode-dtype", precision]}.get(env["METHOD"], [])
-    precision_options = (["--searnn-autocast", precision, *decode]
-                         if precision != "float32" else [])
+    precision_options = nmt_runs.precision_args(precision, searnn=env["METHOD"] == "searnn",
+                                                risk=env["METHOD"] == "risk")
     options = [*nmt_runs.CLIP, "--valid-subset", "valid", "--validate-interval", "100000",
                "--validate-interval-updates", str(every), "--save-interval-updates",
                str(every), "--keep-interval-updates", "1", "--patience", str(args.patience),
@@ -125,16 +123,8 @@ def train(args, precision, name, method, seed, init, cap_minutes):
     if state == "finished":
         return run
     env, options = train_command(args, method, precision)
-    record = resumable.load(run)
-    if record:  # a run goes on with the settings it started with
-        if (record["env"], record["options"]) != (env, options):
-            print(f"{name}: continues with its own settings (precision "
-                  f"{record['precision']}), not this invocation's", flush=True)
-    else:
-        record = {"method": method, "seed": seed, "init": str(init), "precision": precision,
-                  "env": env, "options": options}
-        run.mkdir(parents=True, exist_ok=True)
-        resumable.save(run, record)
+    record = resumable.record_of(run, {"method": method, "seed": seed, "init": str(init),
+                                       "precision": precision, "env": env, "options": options})
     print(f"{name}: {state}, training to {cap_minutes:g} minutes", flush=True)
     cmd = ["bash", HERE / "train.sh", "--finetune-from-model", record["init"],
            *record["options"], "--stop-time-hours", f"{cap_minutes / 60:.4f}"]
@@ -169,8 +159,10 @@ def finished_runs(args):
     """Every fine-tune under OUT/ARCH whose last attempt ended, in :data:`METHODS` order."""
     runs = [r for r in arch_dir(args).glob("*-seed*") if resumable.load(r).get("attempts")
             and resumable.ended(resumable.last_attempt(r))]
-    return sorted(runs, key=lambda r: (list(METHODS).index(resumable.load(r)["method"]),
-                                       resumable.load(r)["seed"]))
+    def key(run):
+        record = resumable.load(run)
+        return list(METHODS).index(record["method"]), record["seed"]
+    return sorted(runs, key=key)
 
 
 def diagnosis(args, checkpoint, out, own):
@@ -181,9 +173,7 @@ def diagnosis(args, checkpoint, out, own):
                                criterion_from=checkpoint if own else None,
                                target_sentences=args.diagnose_sentences,
                                post_process=nmt_runs.post_process_of(args.prep))
-    found = {key: {k: v for k, v in report[key].items() if not isinstance(v, list)}
-             for key in ("teacher_forced", "greedy", "reference", "targets")}
-    return {**found, "sentences": report["sentences"]}
+    return nmt_table.diagnosis_row(report)
 
 
 def read_row(args, run):
@@ -228,45 +218,43 @@ def equal_time_table(rows):
     return ["", *lines]
 
 
-def starts_table(args):
-    """Markdown: the converged checkpoint and the start on test2016 (each scored once)."""
-    folder = arch_dir(args)
-    run = folder / START
+def start_row(args):
+    """The start's row (scored once on test2016), or None while it has not finished."""
+    run = arch_dir(args) / START
     if resumable.status(run, 0) != "finished":
-        return []
-    start_row = nmt_table.run_row(run, args.prep, METRIC, DECODES)
+        return None
+    return nmt_table.run_row(run, args.prep, METRIC, DECODES)
+
+
+def starts_table(args, start):
+    """Markdown: the converged checkpoint and the start (its row ``start``) on test2016, each
+    scored once."""
+    folder = arch_dir(args)
     converged = nmt_runs.score_beams(args.prep, folder / "converged-weights.pt", "test",
                                      folder / "converged-test-bleu.json", DECODES)
     valid = nmt_runs.score_beams(args.prep, folder / "converged-weights.pt", "valid",
                                  folder / "converged-valid-bleu.json", (1,))
-    lines = ["", "Starts on test2016 (the control continued from the converged checkpoint "
-             "until patience; every fine-tune begins at the start):", "",
-             "| checkpoint | test greedy | test beam 5 | best valid BLEU | updates | wall (min) "
-             "| stop |", "|---|---|---|---|---|---|---|",
-             f"| converged (--start) | {converged['beam1']['sacrebleu']:.2f} | "
-             f"{converged['beam5']['sacrebleu']:.2f} | {valid['beam1']['sacrebleu']:.2f} | - "
-             "| - | - |",
-             f"| start (control until patience) | {start_row['test']['beam1']:.2f} | "
-             f"{start_row['test']['beam5']:.2f} | {start_row['best_valid']:.2f} | "
-             f"{start_row['updates']} | {start_row['train_wall_s'] / 60:.0f} | "
-             f"{start_row['stop']} |"]
-    return lines
+    return ["", "Starts on test2016 (the control continued from the converged checkpoint "
+            "until patience; every fine-tune begins at the start):", "",
+            "| checkpoint | test greedy | test beam 5 | best valid BLEU | updates | wall (min) "
+            "| stop |", "|---|---|---|---|---|---|---|",
+            f"| converged (--start) | {converged['beam1']['sacrebleu']:.2f} | "
+            f"{converged['beam5']['sacrebleu']:.2f} | {valid['beam1']['sacrebleu']:.2f} | - "
+            "| - | - |",
+            f"| start (control until patience) | {start['test']['beam1']:.2f} | "
+            f"{start['test']['beam5']:.2f} | {start['best_valid']:.2f} | "
+            f"{start['updates']} | {start['train_wall_s'] / 60:.0f} | {start['stop']} |"]
 
 
 def versus_start(args, rows, refs):
     """Markdown: each method's gain over the start on test2016, by paired bootstrap of each
     seed's output against the start's (``row["p"]["start"]``)."""
-    start = arch_dir(args) / START
-    if not (start / "test-beam1.txt").exists():
-        return []
+    def hypotheses(name):
+        return lambda beam: read_lines(arch_dir(args) / name / f"test-beam{beam}.txt")
+
     for row in rows:
-        row["p"]["start"] = {}
-        for beam in DECODES:
-            test = nmt_runs.paired_bootstrap(
-                refs, read_lines(start / f"test-beam{beam}.txt"),
-                read_lines(arch_dir(args) / row["name"] / f"test-beam{beam}.txt"))
-            row["p"]["start"][f"beam{beam}"] = {"p": test["p_value"],
-                                               "delta": test["system"] - test["baseline"]}
+        row["p"]["start"] = nmt_table.paired(row, refs, hypotheses(START),
+                                             hypotheses(row["name"]), DECODES)
     lines = []
     for name, group in nmt_table.groups_of(rows, label).items():
         lines += nmt_table.verdicts(name, group, [("start", "the start")], DECODES)
@@ -284,7 +272,10 @@ def summarise(args):
         print(f"no finished fine-tune under {arch_dir(args)}")
         return {"runs": []}
     lines = nmt_table.results_table(rows, label, CONTROL, DECODES)
-    lines += starts_table(args) + versus_start(args, rows, refs) + equal_time_table(rows)
+    start = start_row(args)
+    if start is not None:
+        lines += starts_table(args, start) + versus_start(args, rows, refs)
+    lines += equal_time_table(rows)
     lines += nmt_table.diagnosis_table(
         rows, label, DIAGNOSIS, "Diagnosis of the best checkpoints on the validation set "
         "(mean over seeds; target report of searnn's criterion):")

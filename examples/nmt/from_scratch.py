@@ -120,19 +120,11 @@ def train(args, data, precision, method, dropout, seed):
     if state == "finished":
         return run
     env, options = train_command(args, method, dropout, precision)
-    record = resumable.load(run)
-    if record:  # a run goes on with the settings it started with
-        if (record["env"], record["options"]) != (env, options):
-            print(f"{run.name}: continues with its own settings (precision "
-                  f"{record['precision']}), not this invocation's", flush=True)
-    else:
-        record = {"method": method, "dropout": dropout, "seed": seed,
-                  "source_reversal": args.source_reversal == "on",
-                  "data": str(data.relative_to(args.out) if args.out in data.parents
-                              else data),
-                  "precision": precision, "env": env, "options": options}
-        run.mkdir(parents=True, exist_ok=True)
-        resumable.save(run, record)
+    record = resumable.record_of(run, {
+        "method": method, "dropout": dropout, "seed": seed,
+        "source_reversal": args.source_reversal == "on",
+        "data": str(data.relative_to(args.out) if args.out in data.parents else data),
+        "precision": precision, "env": env, "options": options})
     print(f"{run.name}: {state}, training to {args.cap_minutes:g} minutes", flush=True)
     cmd = ["bash", HERE / "train.sh", *record["options"],
            "--stop-time-hours", f"{args.cap_minutes / 60:.4f}"]
@@ -174,9 +166,7 @@ def read_record(args, run):
             criterion_from=run / "checkpoint_best.pt" if own else None,
             target_sentences=args.diagnose_sentences,
             post_process=nmt_runs.post_process_of(data))
-        row["diagnosis"] = {key: {k: v for k, v in report[key].items() if not isinstance(
-            v, list)} for key in ("teacher_forced", "greedy", "reference", "targets")}
-        row["diagnosis"]["sentences"] = report["sentences"]
+        row["diagnosis"] = nmt_table.diagnosis_row(report)
     return row
 
 

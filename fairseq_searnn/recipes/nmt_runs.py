@@ -120,16 +120,18 @@ def resolve_precision(choice: str) -> Tuple[str, str]:
     return "float32", "auto: fast_bfloat16() does not hold on this CPU"
 
 
-def precision_args(precision: str, searnn: bool) -> List[str]:
+def precision_args(precision: str, searnn: bool = False, risk: bool = False) -> List[str]:
     """fairseq-train options of a precision: for bfloat16, autocast of the training and
-    validation steps (task ``searnn_translation``'s ``--searnn-autocast``) and, for a SeaRNN
-    criterion, its roll-in and roll-out decoding (``--searnn-decode-dtype``)."""
+    validation steps (task ``searnn_translation``'s ``--searnn-autocast``) and the decoding of
+    a SeaRNN criterion (roll-ins and roll-outs: ``--searnn-decode-dtype``) or of
+    ``sequence_risk`` (its candidates: ``--risk-decode-dtype``)."""
     if precision == "float32":
         return []
     if precision != "bfloat16":
         raise ValueError(f"precision {precision!r}: float32 or bfloat16")
-    return ["--searnn-autocast", precision] + (
-        ["--searnn-decode-dtype", precision] if searnn else [])
+    return (["--searnn-autocast", precision]
+            + (["--searnn-decode-dtype", precision] if searnn else [])
+            + (["--risk-decode-dtype", precision] if risk else []))
 
 
 def post_process_of(prep) -> Optional[str]:

@@ -8,6 +8,7 @@ BLEU)]``), ``best_valid``, ``test`` (``{"beamB": BLEU}``) and ``signature``; dri
 their own settings, ``p`` (:func:`significance`) and ``diagnosis``."""
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -75,15 +76,31 @@ def significance(rows: List[Dict], baselines: Sequence[Baseline], peer: Callable
             other = by_key.get((base, peer(row)))
             if other is None or other is row:
                 continue
-            refs = references(row)
-            row["p"][base] = {}
-            for beam in decodes:
-                test = nmt_runs.paired_bootstrap(refs, hypotheses(other, beam),
-                                                 hypotheses(row, beam))
-                row["p"][base][f"beam{beam}"] = {
-                    "p": test["p_value"], "delta": test["system"] - test["baseline"]}
-                row["bootstrap_signature"] = test["signature"]
+            row["p"][base] = paired(row, references(row), partial(hypotheses, other),
+                                    partial(hypotheses, row), decodes)
     return rows
+
+
+def paired(row: Dict, references: Sequence[str], baseline: Callable, system: Callable,
+           decodes: Sequence[int]) -> Dict[str, Dict[str, float]]:
+    """``{"beamB": {"p", "delta"}}``: sacreBLEU's paired bootstrap of the test output
+    ``system(beam)`` against ``baseline(beam)`` for each beam of ``decodes`` (``delta``: the
+    BLEU difference); the test's signature goes to ``row["bootstrap_signature"]``."""
+    out = {}
+    for beam in decodes:
+        test = nmt_runs.paired_bootstrap(references, baseline(beam), system(beam))
+        out[f"beam{beam}"] = {"p": test["p_value"], "delta": test["system"] - test["baseline"]}
+        row["bootstrap_signature"] = test["signature"]
+    return out
+
+
+def diagnosis_row(report: Dict) -> Dict:
+    """The numbers of a checkpoint's diagnosis (``fairseq-searnn-diagnose``'s report) kept in
+    a table row: its ``teacher_forced``, ``greedy``, ``reference`` and ``targets`` sections
+    without their per-position lists, and ``sentences``."""
+    found = {key: {k: v for k, v in report[key].items() if not isinstance(v, list)}
+             for key in ("teacher_forced", "greedy", "reference", "targets")}
+    return {**found, "sentences": report["sentences"]}
 
 
 def decode_name(beam: int) -> str:

@@ -34,6 +34,21 @@ def save(run_dir, record: Dict) -> None:
     (Path(run_dir) / RECORD).write_text(json.dumps(record, indent=1) + "\n")
 
 
+def record_of(run_dir, new: Dict) -> Dict:
+    """The record a run trains with: its saved ``run.json`` when it has one (a run goes on
+    with the settings it started with; a line is printed when ``new``'s ``env`` or
+    ``options`` differ), else ``new``, saved."""
+    record = load(run_dir)
+    if record:
+        if (record["env"], record["options"]) != (new["env"], new["options"]):
+            print(f"{Path(run_dir).name}: continues with its own settings (precision "
+                  f"{record['precision']}), not this invocation's", flush=True)
+        return record
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    save(run_dir, new)
+    return new
+
+
 def attempts(log_text: str) -> List[str]:
     """The parts of a run's log, one per attempt, each from its header line (text before the
     first header: one more part)."""
