@@ -1,7 +1,7 @@
 """Fine-tuning a converged Multi30k model: continued label-smoothed cross-entropy (the
 control), SeaRNN variants and sequence-level risk, from a start where the control has
 converged, each until its own patience on the whole validation set, scored on test2016 with
-paired bootstrap resampling against the control.
+paired bootstrap resampling against the control and against the start.
 
     python examples/nmt/finetune.py --prep data/multi30k --test-raw RAW/test2016 \\
         --start CONVERGED.pt --out runs/m30k-finetune [--arch lstm] \\
@@ -34,9 +34,10 @@ paired bootstrap resampling against the control.
    - ``risk``: ``sequence_risk`` (Edunov et al. 2018) over ``--risk-size`` beam candidates,
      mixed with 0.3 x the label-smoothed token loss (the criterion's defaults).
 3. Every finished run is scored once on test2016 (best checkpoint, greedy and beam 5,
-   sacreBLEU on detokenised output), tested against the same seed's control by paired
-   bootstrap resampling, and diagnosed once on the validation set
-   (``fairseq-searnn-diagnose``, with the target report of ``searnn``'s criterion).
+   sacreBLEU on detokenised output), tested by paired bootstrap resampling against the same
+   seed's control and against the start, and diagnosed once on the validation set
+   (``fairseq-searnn-diagnose``, with the target report of ``searnn``'s criterion, or of the
+   SeaRNN variant's own).
 
 Runs are resumable: an invocation trains or continues the runs of ``--methods`` x
 ``--seeds`` that are not finished (a run killed part-way continues from its

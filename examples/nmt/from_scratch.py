@@ -12,8 +12,8 @@ the same model, data, validation and stopping rule: fairseq's ``lstm`` through `
 (bidirectional 1-layer encoder of 256 units, decoder 256 with attention), batches of 64
 sentences, Adam 1e-3 halved after every epoch whose validation BLEU does not improve
 (``--lr-patience``) down to 1e-5, gradient norm clipped at 5;
-validation BLEU (greedy, sacreBLEU, the whole valid split) every epoch (or every
-``--validate-every`` updates) picks ``checkpoint_best.pt``; a run stops after ``--patience``
+validation BLEU (greedy, sacreBLEU, the whole valid split) every epoch (and every
+``--validate-every`` updates as well) picks ``checkpoint_best.pt``; a run stops after ``--patience``
 validations without improvement, once the step is down to 1e-5 (fairseq's scheduler has
 no floor), at ``--cap-minutes`` of training or at 50,000 updates.
 
