@@ -147,8 +147,12 @@ def run_training(argv):
 
     # fairseq keeps the best validation score of the process on a function attribute: a fresh
     # run (as in a new process) must not compare against an earlier run's best
-    if hasattr(checkpoint_utils.save_checkpoint, "best"):
-        del checkpoint_utils.save_checkpoint.best
+    # (and likewise its early-stopping state)
+    for holder, names in ((checkpoint_utils.save_checkpoint, ("best",)),
+                          (train.should_stop_early, ("best", "num_runs"))):
+        for name in names:
+            if hasattr(holder, name):
+                delattr(holder, name)
     cfg = parse_cfg(argv)
     train.main(cfg)
     return cfg

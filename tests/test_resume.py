@@ -1,9 +1,11 @@
 """Stopping mid-epoch and resuming from checkpoint_last logs the same losses as an
-uninterrupted run (random draws, schedules and data order all derive from saved counters)."""
+uninterrupted run (random draws, schedules and data order all derive from saved counters), and
+stops on ``--patience`` at the same validation."""
 
 import logging
 
 import pytest
+import torch
 
 import helpers
 
@@ -68,3 +70,31 @@ def test_resume_mid_epoch_equals_uninterrupted(data_bin, tmp_path, name):
         assert float(row["epoch"]) == 1  # resumed inside the first epoch
         for key in [k for k in KEYS if k in full[update]]:
             assert row[key] == full[update][key], (update, key, row, full[update])
+
+
+def _last_update(save_dir):
+    state = torch.load(save_dir / "checkpoint_last.pt", map_location="cpu")
+    return state["optimizer_history"][-1]["num_updates"]
+
+
+@pytest.mark.parametrize("task", ["searnn_translation", "translation"])
+def test_patience_survives_a_resume(data_bin, tmp_path, task):
+    """A constant validation loss (learning rate 0) under ``--maximize-best-checkpoint-metric``
+    never improves after the first validation, so a run with patience 3 validating every update
+    stops at update 4. Stopped at update 2 (one validation since the best) and resumed in a new
+    process, the plugin's task stops at update 4 as well; fairseq's own task, which does not
+    save the early-stopping state, counts afresh from the first validation after the resume and
+    stops at update 6."""
+
+    def argv(save_dir, updates):
+        return helpers.train_argv(data_bin, "lstm", "cross_entropy", [
+            "--lr", "0", "--max-tokens", "150", "--max-update", str(updates),
+            "--save-dir", str(save_dir), "--validate-interval-updates", "1",
+            "--save-interval-updates", "1", "--no-epoch-checkpoints", "--patience", "3",
+            "--best-checkpoint-metric", "loss", "--maximize-best-checkpoint-metric"], task=task)
+
+    helpers.run_training(argv(tmp_path / "full", 20))
+    helpers.run_training(argv(tmp_path / "split", 2))
+    helpers.run_training(argv(tmp_path / "split", 20))  # a new process: helpers clears state
+    assert _last_update(tmp_path / "full") == 4
+    assert _last_update(tmp_path / "split") == (4 if task == "searnn_translation" else 6)

@@ -6,8 +6,9 @@ fairseq's cumulative training time, saved in the checkpoints, so a cap holds acr
 
 A run's :func:`status`: ``new`` (never launched), ``interrupted`` (its last attempt did not
 end: killed, or failed), ``capped`` (stopped by a cap lower than the one now asked: it goes on
-to the new cap) or ``finished``. fairseq keeps its early-stopping counter in memory, so a
-resumed attempt counts its ``--patience`` validations afresh.
+to the new cap) or ``finished``. fairseq keeps its early-stopping count in memory only; the
+plugin's tasks save it in the checkpoints (:mod:`fairseq_searnn.tasks._patience`), so a resumed
+attempt stops on the same validation as an uninterrupted run would.
 """
 
 import json

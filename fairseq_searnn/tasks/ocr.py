@@ -12,6 +12,7 @@ code): the SeaRNN criterions then roll in and out exactly ``|y|`` letters, and w
 (EOS never chosen before) and logs ``hamming``: total Hamming errors / total characters x 100
 (the paper's metric), usable as ``--best-checkpoint-metric``. ``--ocr-free-length`` lets the
 model choose where to stop instead (fairseq's generator, at most ``src_len + b`` letters).
+``--patience`` survives a resume (:mod:`._patience`).
 """
 
 import logging
@@ -29,6 +30,8 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq_searnn import validation
 from fairseq_searnn.data import ocr
 from fairseq_searnn.search import greedy_decode
+from fairseq_searnn.tasks._patience import PatienceState
+from fairseq_searnn.tasks._root import root_option
 
 logger = logging.getLogger(__name__)
 MAX_POSITIONS = 1024
@@ -119,7 +122,7 @@ def letter_dictionary() -> Dictionary:
 
 
 @register_task("ocr", dataclass=OcrConfig)
-class OcrTask(FairseqTask):
+class OcrTask(PatienceState, FairseqTask):
     """Taskar et al.'s OCR words: float pixel sources, letter targets."""
 
     feature_dim = ocr.PIXELS  # source vector size, read by the ``ocr_gru`` model
@@ -128,6 +131,10 @@ class OcrTask(FairseqTask):
         super().__init__(cfg)
         self.tgt_dict = tgt_dict
         self._splits = None
+
+    def begin_epoch(self, epoch, model):
+        super().begin_epoch(epoch, model)
+        self.restore_patience(root_option(self.cfg, "checkpoint"))
 
     @classmethod
     def setup_task(cls, cfg: OcrConfig, **kwargs):

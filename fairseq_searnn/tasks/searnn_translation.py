@@ -7,6 +7,8 @@
   roll-in reference probability, KL alpha, cross-entropy warm-up; ``begin_epoch`` passes the
   epoch to the model (``model.set_epoch``, used by the ``dss_*`` models). Every value is a
   function of the epoch / update counters (:mod:`.searnn_translation_config`).
+- ``--patience`` survives a resume: the early-stopping state is saved with every checkpoint
+  and restored when training resumes (:mod:`._patience`).
 """
 
 import json
@@ -24,13 +26,15 @@ from fairseq_searnn import validation
 from fairseq_searnn.schedules import Schedulable
 from fairseq_searnn.search import precision
 from fairseq_searnn.tasks import searnn_translation_config as config
+from fairseq_searnn.tasks._patience import PatienceState
+from fairseq_searnn.tasks._root import root_option
 from fairseq_searnn.tasks.searnn_translation_config import SearnnTranslationConfig
 
 logger = logging.getLogger(__name__)
 
 
 @register_task("searnn_translation", dataclass=SearnnTranslationConfig)
-class SearnnTranslationTask(TranslationTask):
+class SearnnTranslationTask(PatienceState, TranslationTask):
     """Translation with SeaRNN validation metrics, schedules and warm start."""
 
     cfg: SearnnTranslationConfig
@@ -38,14 +42,14 @@ class SearnnTranslationTask(TranslationTask):
     def __init__(self, cfg: SearnnTranslationConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
         config.check(cfg)
-        common = _root_option(cfg, "common")
+        common = root_option(cfg, "common")
         if str(cfg.searnn_autocast) != "float32" and common is not None:
             mixed = [f"--{o.replace('_', '-')}" for o in ("fp16", "bf16", "amp")
                      if common.get(o, False)]
             if mixed:
                 raise ValueError(f"--searnn-autocast {cfg.searnn_autocast} cannot be combined "
                                  f"with {' / '.join(mixed)}: one mixed-precision scheme")
-        checkpoint_cfg = _root_option(cfg, "checkpoint")
+        checkpoint_cfg = root_option(cfg, "checkpoint")
         if checkpoint_cfg is not None:
             config.check_best_metric(cfg, checkpoint_cfg.best_checkpoint_metric,
                                      checkpoint_cfg.maximize_best_checkpoint_metric)
@@ -64,6 +68,7 @@ class SearnnTranslationTask(TranslationTask):
 
     def begin_epoch(self, epoch, model):
         super().begin_epoch(epoch, model)
+        self.restore_patience(root_option(self.cfg, "checkpoint"))
         self.state.merge_state_dict({"searnn_epoch": int(epoch)})
         model.set_epoch(epoch)
 
@@ -178,13 +183,3 @@ class SearnnTranslationTask(TranslationTask):
             metrics.log_scalar(key, round(sum(float(log.get(key, 0)) for log in logging_outputs)))
         metrics.log_derived(f"searnn_{metric}", lambda meters: validation.corpus_score(
             metric, {key: meters[key].sum for key in keys}))
-
-
-def _root_option(cfg, name):
-    """``name`` of the whole fairseq config ``cfg`` belongs to (omegaconf keeps the parent of
-    the task node), or None when the task was built from a detached config."""
-    try:
-        root = cfg._get_root()
-    except AttributeError:
-        return None
-    return root.get(name) if root is not cfg and hasattr(root, "get") else None
