@@ -279,7 +279,8 @@ def summarise(args):
     lines += equal_time_table(rows)
     lines += nmt_table.diagnosis_table(
         rows, label, DIAGNOSIS, "Diagnosis of the best checkpoints on the validation set "
-        "(mean over seeds; target report of searnn's criterion):")
+        "(mean over seeds; target report of a SeaRNN variant's own criterion, of searnn's for "
+        "the others):")
     return nmt_table.write_summary(arch_dir(args), rows, lines, label,
                                    f"Multi30k de-en fine-tuning, {args.arch}")
 
