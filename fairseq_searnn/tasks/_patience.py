@@ -20,6 +20,8 @@ from typing import Dict, Optional
 
 import torch
 
+from fairseq_searnn.tasks._root import root_option
+
 KEY = "searnn_patience"
 
 
@@ -74,9 +76,9 @@ def saved_state(path: str) -> Optional[Dict]:
 
 
 class PatienceState:
-    """Task mixin: saves the early-stopping state with the task state of every checkpoint and
-    restores it at the first ``begin_epoch`` of a resumed training process. The task calls
-    :meth:`restore_patience` from ``begin_epoch`` with the ``checkpoint`` config."""
+    """Task mixin (before the fairseq task class in the bases): saves the early-stopping state
+    with the task state of every checkpoint and restores it at the first ``begin_epoch`` of a
+    resumed training process."""
 
     _patience_restored = False
 
@@ -87,9 +89,9 @@ class PatienceState:
             state[KEY] = saved
         return state
 
-    def restore_patience(self, checkpoint_cfg) -> None:
-        if self._patience_restored:
-            return
-        self._patience_restored = True
-        path = resumed_checkpoint(checkpoint_cfg)
-        restore(saved_state(path) if path is not None else None)
+    def begin_epoch(self, epoch, model):
+        super().begin_epoch(epoch, model)
+        if not self._patience_restored:
+            self._patience_restored = True
+            path = resumed_checkpoint(root_option(self.cfg, "checkpoint"))
+            restore(saved_state(path) if path is not None else None)

@@ -31,7 +31,6 @@ from fairseq_searnn import validation
 from fairseq_searnn.data import ocr
 from fairseq_searnn.search import greedy_decode
 from fairseq_searnn.tasks._patience import PatienceState
-from fairseq_searnn.tasks._root import root_option
 
 logger = logging.getLogger(__name__)
 MAX_POSITIONS = 1024
@@ -131,10 +130,6 @@ class OcrTask(PatienceState, FairseqTask):
         super().__init__(cfg)
         self.tgt_dict = tgt_dict
         self._splits = None
-
-    def begin_epoch(self, epoch, model):
-        super().begin_epoch(epoch, model)
-        self.restore_patience(root_option(self.cfg, "checkpoint"))
 
     @classmethod
     def setup_task(cls, cfg: OcrConfig, **kwargs):

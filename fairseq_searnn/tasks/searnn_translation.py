@@ -68,7 +68,6 @@ class SearnnTranslationTask(PatienceState, TranslationTask):
 
     def begin_epoch(self, epoch, model):
         super().begin_epoch(epoch, model)
-        self.restore_patience(root_option(self.cfg, "checkpoint"))
         self.state.merge_state_dict({"searnn_epoch": int(epoch)})
         model.set_epoch(epoch)
 
