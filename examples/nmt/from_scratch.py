@@ -194,9 +194,10 @@ DIAGNOSIS = [("teacher-forced NLL (bits / token)", "teacher_forced", "nll_bits")
              ("teacher-forced model entropy (nats / token)", "teacher_forced", "entropy"),
              ("model p(reference action)", "targets", "model_prob_of_reference_action"),
              ("length ratio, greedy", "greedy", "length_ratio"),
-             ("error after the first error, teacher-forced", "teacher_forced",
+             ("error right after the first error, teacher-forced", "teacher_forced",
               "error_next_after_first_error"),
-             ("error after the first error, greedy", "greedy", "error_next_after_first_error"),
+             ("error right after the first error, greedy", "greedy",
+              "error_next_after_first_error"),
              ("compounding, greedy", "greedy", "compounding")]
 
 
