@@ -96,6 +96,9 @@ def test_every_method_reaches_fairseq_with_the_protocol(tmp_path):
     assert cfgs["searnn"].criterion.rollout == "mixed"
     assert cfgs["searnn_refout"].criterion.rollout == "reference"
     assert cfgs["searnn"].criterion.searnn_mle_weight == 0
+    assert cfgs["searnn"].criterion.searnn_sampled_softmax == "restricted"  # the paper's sKL
+    assert cfgs["searnn_full"].criterion.searnn_sampled_softmax == "full"
+    assert cfgs["searnn_full"].criterion.rollout == "mixed"
     assert (cfgs["searnn_mle"].criterion.searnn_mle_weight,
             cfgs["searnn_mle"].criterion.searnn_mle_label_smoothing) == (0.3, 0.1)
     dss = cfgs["dss"].model

@@ -3,7 +3,7 @@
 test2016 with paired bootstrap resampling.
 
     python examples/nmt/from_scratch.py --prep data/multi30k --out runs/m30k-scratch \\
-        [--methods mle mle_ls searnn searnn_refout dss searnn_mle] [--seeds 1 2 3] \\
+        [--methods mle mle_ls searnn searnn_refout dss searnn_mle searnn_full] [--seeds 1 2 3] \\
         [--dropout 0.3] [--source-reversal on] [--cap-minutes 240] [--patience 4] \\
         [--precision auto] [--jobs 2] [--report-only]
 
@@ -27,7 +27,9 @@ no floor), at ``--cap-minutes`` of training or at 50,000 updates.
 - ``dss`` (e): differentiable scheduled sampling (``dss_lstm``): soft argmax feed, alpha 1
   growing x ``--dss-alpha-growth`` per update, gold-token probability k / (k + exp(i / k))
   with k = ``--dss-decay-k`` updates;
-- ``searnn_mle`` (f): (c) mixed with ``--mle-weight`` x label-smoothed (0.1) cross-entropy.
+- ``searnn_mle`` (f): (c) mixed with ``--mle-weight`` x label-smoothed (0.1) cross-entropy;
+- ``searnn_full`` (g): (c) without renormalisation (``--searnn-sampled-softmax full``: the
+  candidates' log-probabilities from the full softmax, so the mass outside them is pushed down).
 
 Every invocation trains the runs of ``--methods`` x ``--dropout`` x ``--seeds`` that are not
 finished (``--jobs`` at a time, one thread each): a run killed part-way continues from its
@@ -50,8 +52,8 @@ from fairseq_searnn.recipes import nmt_runs, nmt_table, replication, resumable
 HERE = Path(__file__).resolve().parent
 # the table's runs and their letters (a)-(f)
 METHODS = {"mle": "a", "mle_ls": "b", "searnn": "c", "searnn_refout": "d", "dss": "e",
-           "searnn_mle": "f"}
-SEARNN = ("searnn", "searnn_refout", "searnn_mle")
+           "searnn_mle": "f", "searnn_full": "g"}
+SEARNN = ("searnn", "searnn_refout", "searnn_mle", "searnn_full")
 BASELINES = [("mle", "(a) mle"), ("mle_ls", "(b) mle_ls")]
 DECODES = (1, 5)
 METRIC = "searnn_bleu"  # the validation BLEU the task logs
@@ -79,6 +81,7 @@ def method_settings(args, method):
                 ["--ss-alpha-growth", str(args.dss_alpha_growth)]),
         "searnn_mle": ({**searnn, "MLE_WEIGHT": str(args.mle_weight),
                         "LABEL_SMOOTHING": "0.1"}, []),
+        "searnn_full": (searnn, ["--searnn-sampled-softmax", "full"]),
     }[method]
 
 
