@@ -85,10 +85,13 @@ def paired(row: Dict, references: Sequence[str], baseline: Callable, system: Cal
            decodes: Sequence[int]) -> Dict[str, Dict[str, float]]:
     """``{"beamB": {"p", "delta"}}``: sacreBLEU's paired bootstrap of the test output
     ``system(beam)`` against ``baseline(beam)`` for each beam of ``decodes`` (``delta``: the
-    BLEU difference); the test's signature goes to ``row["bootstrap_signature"]``."""
+    BLEU difference), lowercased where the row was scored so (``case:lc`` in its
+    ``signature``, e.g. IWSLT14); the test's signature goes to ``row["bootstrap_signature"]``."""
+    lowercase = "case:lc" in row.get("signature", "")
     out = {}
     for beam in decodes:
-        test = nmt_runs.paired_bootstrap(references, baseline(beam), system(beam))
+        test = nmt_runs.paired_bootstrap(references, baseline(beam), system(beam),
+                                         lowercase=lowercase)
         out[f"beam{beam}"] = {"p": test["p_value"], "delta": test["system"] - test["baseline"]}
         row["bootstrap_signature"] = test["signature"]
     return out
