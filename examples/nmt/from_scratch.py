@@ -50,7 +50,7 @@ from fairseq_searnn.data.nmt_prepare import ensure_split, prep_info, read_lines,
 from fairseq_searnn.recipes import nmt_runs, nmt_table, replication, resumable
 
 HERE = Path(__file__).resolve().parent
-# the table's runs and their letters (a)-(f)
+# the table's runs and their letters (a)-(g)
 METHODS = {"mle": "a", "mle_ls": "b", "searnn": "c", "searnn_refout": "d", "dss": "e",
            "searnn_mle": "f", "searnn_full": "g"}
 SEARNN = ("searnn", "searnn_refout", "searnn_mle", "searnn_full")
@@ -246,10 +246,10 @@ def parse(argv=None):
                    help="validate every N updates as well as after every epoch (0: epochs)")
     p.add_argument("--precision", choices=nmt_runs.PRECISIONS, default="auto",
                    help="bfloat16: autocast training steps (and SeaRNN decoding)")
-    p.add_argument("--searnn-cells", type=int, default=6, help="(c), (d), (f): cells")
-    p.add_argument("--searnn-tokens", type=int, default=5, help="(c), (d), (f): top-k tokens")
+    p.add_argument("--searnn-cells", type=int, default=6, help="(c), (d), (f), (g): cells")
+    p.add_argument("--searnn-tokens", type=int, default=5, help="(c), (d), (f), (g): top-k tokens")
     p.add_argument("--searnn-neighbors", type=int, default=2,
-                   help="(c), (d), (f): reference tokens within W positions")
+                   help="(c), (d), (f), (g): reference tokens within W positions")
     p.add_argument("--mle-weight", type=float, default=0.3, help="(f): token-loss weight")
     p.add_argument("--dss-decay-k", type=int, default=600,
                    help="(e): gold-token probability k / (k + exp(i / k))")
