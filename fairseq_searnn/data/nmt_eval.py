@@ -22,6 +22,11 @@ def postprocess(prep_dir, lines: Iterable[str], lang: str) -> List[str]:
     return lines
 
 
+def lowercased(prep_dir) -> bool:
+    """Whether a prepared directory's BLEU is case-insensitive (IWSLT14's lowercased output)."""
+    return bool(prep_info(prep_dir).get("lowercase", False))
+
+
 def bleu(prep_dir, hyps_subword: Sequence[str], split: str, lowercase: Optional[bool] = None):
     """sacrebleu corpus BLEU of detokenised hypotheses against ``ref/{split}.{tgt}`` (raw).
     ``lowercase`` defaults to the pipeline's (IWSLT14 output is lowercased)."""
@@ -33,7 +38,7 @@ def bleu(prep_dir, hyps_subword: Sequence[str], split: str, lowercase: Optional[
         raise ValueError(f"{len(hyps_subword)} hypotheses for {len(refs)} references "
                          f"of {split}")
     hyps = postprocess(prep_dir, hyps_subword, info["tgt"])
-    lc = info.get("lowercase", False) if lowercase is None else lowercase
+    lc = lowercased(prep_dir) if lowercase is None else lowercase
     return sacrebleu.corpus_bleu(hyps, [refs], lowercase=lc), hyps
 
 
@@ -42,7 +47,7 @@ def bleu_signature(prep_dir) -> str:
     ``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``)."""
     from sacrebleu.metrics import BLEU
 
-    metric = BLEU(lowercase=prep_info(prep_dir).get("lowercase", False))
+    metric = BLEU(lowercase=lowercased(prep_dir))
     metric.corpus_score(["x"], [["x"]])  # the signature counts references: one per sentence
     return str(metric.get_signature())
 

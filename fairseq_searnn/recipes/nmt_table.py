@@ -4,8 +4,9 @@ methods, the Markdown tables and the learning curves.
 
 A row is a dict with at least ``name``, ``method``, ``seed``, ``precision``, ``commits``,
 ``updates``, ``stop``, ``train_wall_s``, ``s_per_update``, ``valid_curve`` (``[(updates,
-BLEU)]``), ``best_valid``, ``test`` (``{"beamB": BLEU}``) and ``signature``; drivers add
-their own settings, ``p`` (:func:`significance`) and ``diagnosis``."""
+BLEU)]``), ``best_valid``, ``test`` (``{"beamB": BLEU}``), ``signature`` and ``lowercase``
+(the test BLEU's casing); drivers add their own settings, ``p`` (:func:`significance`) and
+``diagnosis``."""
 
 import json
 from functools import partial
@@ -41,6 +42,8 @@ def run_row(run, data, metric: str, decodes: Sequence[int]) -> Dict:
     """A finished run's row: its record and log read, its best checkpoint scored once on the
     ``test`` split of ``data`` for each beam of ``decodes`` (hypotheses kept in the run as
     ``test-beamB.txt``)."""
+    from fairseq_searnn.data import nmt_eval
+
     run = Path(run)
     rec = resumable.load(run)
     text = (run / resumable.LOG).read_text()
@@ -58,7 +61,7 @@ def run_row(run, data, metric: str, decodes: Sequence[int]) -> Dict:
             "s_per_update": wall["training_seconds"] / max(updates, 1), "valid_curve": curve,
             "best_valid": max((v for _, v in curve), default=float("nan")),
             "test": {f"beam{b}": scores[f"beam{b}"]["sacrebleu"] for b in decodes},
-            "signature": scores["beam1"]["signature"]}
+            "signature": scores["beam1"]["signature"], "lowercase": nmt_eval.lowercased(data)}
 
 
 def significance(rows: List[Dict], baselines: Sequence[Baseline], peer: Callable,
@@ -85,13 +88,12 @@ def paired(row: Dict, references: Sequence[str], baseline: Callable, system: Cal
            decodes: Sequence[int]) -> Dict[str, Dict[str, float]]:
     """``{"beamB": {"p", "delta"}}``: sacreBLEU's paired bootstrap of the test output
     ``system(beam)`` against ``baseline(beam)`` for each beam of ``decodes`` (``delta``: the
-    BLEU difference), lowercased where the row was scored so (``case:lc`` in its
-    ``signature``, e.g. IWSLT14); the test's signature goes to ``row["bootstrap_signature"]``."""
-    lowercase = "case:lc" in row.get("signature", "")
+    BLEU difference), case-insensitive where the row's scores are (``row["lowercase"]``,
+    e.g. IWSLT14); the test's signature goes to ``row["bootstrap_signature"]``."""
     out = {}
     for beam in decodes:
         test = nmt_runs.paired_bootstrap(references, baseline(beam), system(beam),
-                                         lowercase=lowercase)
+                                         lowercase=row.get("lowercase", False))
         out[f"beam{beam}"] = {"p": test["p_value"], "delta": test["system"] - test["baseline"]}
         row["bootstrap_signature"] = test["signature"]
     return out
