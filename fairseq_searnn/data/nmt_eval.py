@@ -9,8 +9,8 @@ from typing import Iterable, List, Optional, Sequence
 from fairseq_searnn.data.nmt_prepare import moses_detokenize, prep_info, read_lines
 from fairseq_searnn.data.subword import remove_subwords
 
-__all__ = ["bleu", "bleu_signature", "postprocess", "prep_info", "score_checkpoint",
-           "tokenized_bleu", "translate"]
+__all__ = ["bleu", "bleu_signature", "lowercased", "postprocess", "prep_info",
+           "score_checkpoint", "tokenized_bleu", "translate"]
 
 
 def postprocess(prep_dir, lines: Iterable[str], lang: str) -> List[str]:

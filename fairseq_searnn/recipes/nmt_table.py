@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
+from fairseq_searnn.data import nmt_eval
 from fairseq_searnn.recipes import nmt_runs, replication, resumable
 
 Baseline = Tuple[str, str]  # (method, its label in the tables, e.g. "(a) mle")
@@ -42,8 +43,6 @@ def run_row(run, data, metric: str, decodes: Sequence[int]) -> Dict:
     """A finished run's row: its record and log read, its best checkpoint scored once on the
     ``test`` split of ``data`` for each beam of ``decodes`` (hypotheses kept in the run as
     ``test-beamB.txt``)."""
-    from fairseq_searnn.data import nmt_eval
-
     run = Path(run)
     rec = resumable.load(run)
     text = (run / resumable.LOG).read_text()
@@ -93,7 +92,7 @@ def paired(row: Dict, references: Sequence[str], baseline: Callable, system: Cal
     out = {}
     for beam in decodes:
         test = nmt_runs.paired_bootstrap(references, baseline(beam), system(beam),
-                                         lowercase=row.get("lowercase", False))
+                                         lowercase=row["lowercase"])
         out[f"beam{beam}"] = {"p": test["p_value"], "delta": test["system"] - test["baseline"]}
         row["bootstrap_signature"] = test["signature"]
     return out
