@@ -111,6 +111,10 @@ def test_every_method_reaches_fairseq_with_the_protocol(tmp_path):
     _, cfg = _cfg(driver, args, prep, fake, "risk")
     assert cfg.criterion.risk_size == 2 and cfg.optimization.lr == [3e-5]
     assert cfg.checkpoint.patience == 3 and cfg.model.arch == "transformer"
+    # --patience 0: no early stopping (fairseq's default, -1)
+    args = driver.parse(["--prep", str(prep), "--out", str(tmp_path / "out"), "--patience", "0"])
+    argv, cfg = _cfg(driver, args, prep, fake, "refout")
+    assert "--patience" not in argv and cfg.checkpoint.patience == -1
 
 
 def test_bad_options_fail_at_start_up(tmp_path):
@@ -118,7 +122,8 @@ def test_bad_options_fail_at_start_up(tmp_path):
     prep = _prep(tmp_path, splits=("train", "valid"))
     base = ["--prep", str(prep), "--out", str(tmp_path / "out")]
     for extra in (["--start", str(tmp_path / "missing.pt")], ["--cap-minutes", "0"],
-                  ["--risk-size", "0"], ["--methods", "nope"]):
+                  ["--risk-size", "0"], ["--methods", "nope"], ["--patience", "-1"],
+                  ["--start-patience", "0"]):
         with pytest.raises(SystemExit):
             driver.parse([*base, *extra])
     with pytest.raises(SystemExit, match="--test-raw"):
@@ -126,6 +131,51 @@ def test_bad_options_fail_at_start_up(tmp_path):
     nmt.write_info(prep, {**nmt.prep_info(prep), "splits": ["train", "valid", "test"]})
     with pytest.raises(SystemExit, match="--start"):
         driver.main(base)  # the start is needed until it has been trained
+
+
+def test_the_stopping_rule_is_the_invocations(tmp_path, monkeypatch, capsys):
+    """A fine-tune stopped on patience is finished for an invocation with patience; under
+    ``--patience 0`` it goes on from where it stopped to the cap, with its own settings but
+    without ``--patience`` (also from a record written with ``--patience`` among its
+    options), and is then finished for both."""
+    driver = _driver()
+    prep, fake = _prep(tmp_path), _fake_fairseq(tmp_path)
+    (fake / "fairseq-train").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@"\ncase " $* " in\n'
+        '  *" --patience "*) echo "early stop since valid performance hasn\'t improved";;\n'
+        '  *) echo "Stopping training due to cumulative_training_time: 2.1 > '
+        'stop_time_hours: 2.0 hour(s)";;\nesac\necho "done training in 9 seconds"\n')
+    env_of = driver.nmt_runs.train_env
+    monkeypatch.setattr(driver.nmt_runs, "train_env", lambda *a, **k: {
+        **env_of(*a, **k), "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})
+    out = tmp_path / "out"
+    run = out / "lstm" / "refout-seed1"
+
+    def invoke(patience):
+        args = driver.parse(["--prep", str(prep), "--out", str(out), "--patience",
+                             str(patience), "--cap-minutes", "120"])
+        driver.train(args, "bfloat16", run.name, "refout", 1, tmp_path / "w.pt", 120,
+                     args.patience)
+        attempts = resumable.attempts((run / resumable.LOG).read_text())
+        return len(attempts), attempts[-1]
+
+    count, last = invoke(6)
+    assert count == 1 and "--patience\n6\n" in last
+    assert resumable.status(run, 120) == "finished"
+    assert invoke(6)[0] == 1
+    # a record as older versions wrote it: --patience among the options
+    record = resumable.load(run)
+    options = [o for o in record["options"] if o not in ("--patience", "6")]
+    resumable.save(run, {**record, "options": ["--patience", "6", *options]})
+    capsys.readouterr()
+    count, last = invoke(0)
+    assert count == 2 and "--patience" not in last and "--rollout\nreference\n" in last
+    assert "own settings" not in capsys.readouterr().out
+    assert "--finetune-from-model" in last and "--searnn-decode-dtype\nbfloat16\n" in last
+    record = resumable.load(run)
+    assert record["options"] == options and record["attempts"][-1]["patience"] == 0
+    assert resumable.status(run, 120, early_stop=False) == "finished"
+    assert invoke(0)[0] == invoke(6)[0] == 2
 
 
 def _finished(run, method, seed, bleu, hyps, stop="patience", minutes=30.0):

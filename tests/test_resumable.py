@@ -40,6 +40,7 @@ def test_status_and_attempts(tmp_path):
                                 + "done training in 3 seconds\n"),
                      env, 30, commit="abc1234", precision="float32")
     assert resumable.status(run, 30) == "finished"
+    assert resumable.status(run, 30, early_stop=False) == "finished"
     assert resumable.status(run, 45) == "capped"
     record = resumable.load(run)
     assert record["attempts"][0]["cap_minutes"] == 30
@@ -57,6 +58,8 @@ def test_status_and_attempts(tmp_path):
                                 + "early stop since valid performance hasn't improved for "
                                 "last 4 runs\ndone training\n"), env, 45)
     assert resumable.status(run, 45) == resumable.status(run, 600) == "finished"  # patience
+    # ... unless no early stopping is asked: then it goes on to the cap
+    assert resumable.status(run, 45, early_stop=False) == "early"
     text = (run / resumable.LOG).read_text()
     assert resumable.curve(text, "searnn_bleu") == [(100, 5.0), (200, 7.5), (300, 8.0)]
     assert len(resumable.attempts(text)) == 3

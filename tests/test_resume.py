@@ -77,6 +77,16 @@ def _last_update(save_dir):
     return state["optimizer_history"][-1]["num_updates"]
 
 
+def _patience_argv(data_bin, save_dir, updates, task, patience=3):
+    """A constant validation loss (learning rate 0) under ``--maximize-best-checkpoint-metric``
+    that never improves after the first validation; a validation every update."""
+    return helpers.train_argv(data_bin, "lstm", "cross_entropy", [
+        "--lr", "0", "--max-tokens", "150", "--max-update", str(updates),
+        "--save-dir", str(save_dir), "--validate-interval-updates", "1",
+        "--save-interval-updates", "1", "--no-epoch-checkpoints", "--patience", str(patience),
+        "--best-checkpoint-metric", "loss", "--maximize-best-checkpoint-metric"], task=task)
+
+
 @pytest.mark.parametrize("task", ["searnn_translation", "translation"])
 def test_patience_survives_a_resume(data_bin, tmp_path, task):
     """A constant validation loss (learning rate 0) under ``--maximize-best-checkpoint-metric``
@@ -87,14 +97,20 @@ def test_patience_survives_a_resume(data_bin, tmp_path, task):
     stops at update 6."""
 
     def argv(save_dir, updates):
-        return helpers.train_argv(data_bin, "lstm", "cross_entropy", [
-            "--lr", "0", "--max-tokens", "150", "--max-update", str(updates),
-            "--save-dir", str(save_dir), "--validate-interval-updates", "1",
-            "--save-interval-updates", "1", "--no-epoch-checkpoints", "--patience", "3",
-            "--best-checkpoint-metric", "loss", "--maximize-best-checkpoint-metric"], task=task)
+        return _patience_argv(data_bin, save_dir, updates, task)
 
     helpers.run_training(argv(tmp_path / "full", 20))
     helpers.run_training(argv(tmp_path / "split", 2))
     helpers.run_training(argv(tmp_path / "split", 20))  # a new process: helpers clears state
     assert _last_update(tmp_path / "full") == 4
     assert _last_update(tmp_path / "split") == (4 if task == "searnn_translation" else 6)
+
+
+def test_a_run_stopped_on_patience_goes_on_without_it(data_bin, tmp_path):
+    """The early-stopping state restored from the checkpoint does not stop a run resumed
+    without ``--patience`` (fairseq's ``-1``): it trains on to its limit."""
+    save = tmp_path / "run"
+    helpers.run_training(_patience_argv(data_bin, save, 20, "searnn_translation"))
+    assert _last_update(save) == 4
+    helpers.run_training(_patience_argv(data_bin, save, 9, "searnn_translation", patience=-1))
+    assert _last_update(save) == 9

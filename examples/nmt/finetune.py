@@ -6,11 +6,11 @@ paired bootstrap resampling against the control and against the start.
     python examples/nmt/finetune.py --prep data/multi30k --test-raw RAW/test2016 \\
         --start CONVERGED.pt --out runs/m30k-finetune [--arch lstm] \\
         [--methods control searnn searnn_full ... risk] [--seeds 1 2 3] [--cap-minutes 60] \\
-        [--patience 6] [--start-cap-minutes 120] [--lr 1e-4] [--precision auto] [--jobs 2] \\
-        [--train-only | --report-only]
+        [--patience 6] [--start-patience 6] [--start-cap-minutes 120] [--lr 1e-4] \\
+        [--precision auto] [--jobs 2] [--train-only | --report-only]
 
 1. The start (``OUT/ARCH/start``): the control continued from ``--start`` (its weights only)
-   until the whole validation set stops improving (``--patience`` validations) or
+   until the whole validation set stops improving (``--start-patience`` validations) or
    ``--start-cap-minutes``. Its best checkpoint is where every fine-tune begins, so that more
    cross-entropy no longer gains by itself; the table reports both starts on test2016.
 2. Fine-tunes (``OUT/ARCH/METHOD-seedS``), from the start's best checkpoint (weights only):
@@ -18,7 +18,8 @@ paired bootstrap resampling against the control and against the start.
    gradient norm clipped at 5; greedy validation BLEU on the whole validation split about
    every 5 minutes (an interval in updates per method: :data:`METHODS`) picks
    ``checkpoint_best.pt``; a run stops after ``--patience`` validations without improvement
-   or at ``--cap-minutes`` of training (fairseq's cumulative training time).
+   or at ``--cap-minutes`` of training (fairseq's cumulative training time). ``--patience 0``:
+   no early stopping, every fine-tune trains to the cap (equal training time).
 
    - ``control``: label-smoothed cross-entropy;
    - ``searnn``: sKL as ``converged.py`` runs it (reference roll-in, mixed roll-out, alpha
@@ -41,11 +42,14 @@ paired bootstrap resampling against the control and against the start.
 
 Runs are resumable: an invocation trains or continues the runs of ``--methods`` x
 ``--seeds`` that are not finished (a run killed part-way continues from its
-``checkpoint_last.pt``; a run stopped at a lower cap continues to ``--cap-minutes``), ``--jobs``
+``checkpoint_last.pt``; a run stopped at a lower cap continues to ``--cap-minutes``, and
+under ``--patience 0`` a run stopped on patience continues to the cap), ``--jobs``
 at a time on one thread each, then writes ``OUT/ARCH/summary.md``, ``summary.json``,
 ``curves.png`` and ``curves-updates.png`` of every finished run. ``--train-only`` only
 trains; ``--report-only`` trains nothing. Options after ``--`` go to every new run's
-fairseq-train.
+fairseq-train. The stopping rule is the invocation's: to read a study stopped on patience at
+equal training time as well, copy its ``OUT`` and continue the copy with ``--patience 0``
+(each run goes on from its ``checkpoint_last.pt``; the start stays as it is).
 """
 
 import argparse
@@ -90,8 +94,11 @@ def arch_dir(args):
     return args.out / args.arch
 
 
-def train_command(args, method, precision):
-    """``(train.sh environment, fairseq-train options)`` of a new run, the cap aside."""
+def train_command(args, method, precision, patience=None):
+    """``(train.sh environment, fairseq-train options)`` of a new run, the cap aside, that
+    stops after ``patience`` validations without improvement (default ``--patience``; 0: no
+    early stopping)."""
+    patience = args.patience if patience is None else patience
     env, options, every = METHODS[method]
     env = {**COMMON, **ARCHS[args.arch], "LR": f"{args.lr:g}", **env}
     if method == "risk":
@@ -100,9 +107,17 @@ def train_command(args, method, precision):
                                                 risk=env["METHOD"] == "risk")
     options = [*nmt_runs.CLIP, "--valid-subset", "valid", "--validate-interval", "100000",
                "--validate-interval-updates", str(every), "--save-interval-updates",
-               str(every), "--keep-interval-updates", "1", "--patience", str(args.patience),
-               *options, *precision_options, *args.fairseq]
-    return env, options
+               str(every), "--keep-interval-updates", "1", *options, *precision_options,
+               *args.fairseq]
+    return env, with_patience(options, patience)
+
+
+def with_patience(options, patience):
+    """fairseq-train ``options`` with their ``--patience`` (if any) replaced by ``patience``
+    at the end (none when 0: no early stopping)."""
+    at = [i for i, o in enumerate(options) if o == "--patience"]
+    kept = [o for i, o in enumerate(options) if not any(i in (a, a + 1) for a in at)]
+    return kept + (["--patience", str(patience)] if patience > 0 else [])
 
 
 def searnn_criterion():
@@ -114,23 +129,30 @@ def searnn_criterion():
             "--searnn-reference-cost", "bleu1"]
 
 
-def train(args, precision, name, method, seed, init, cap_minutes):
+def train(args, precision, name, method, seed, init, cap_minutes, patience):
     """Launch or continue the run ``OUT/ARCH/name`` from the weights ``init`` unless it is
-    finished; its directory."""
+    finished, stopping after ``patience`` validations without improvement (0: at the cap
+    only); its directory. The stopping rule is this invocation's, the other settings those
+    the run started with."""
     from fairseq_searnn.diagnose.cli import commit
 
     run = arch_dir(args) / name
-    state = resumable.status(run, cap_minutes)
+    state = resumable.status(run, cap_minutes, early_stop=patience > 0)
     if state == "finished":
         return run
-    env, options = train_command(args, method, precision)
+    env, options = train_command(args, method, precision, patience)
+    saved = resumable.load(run)
+    if saved:  # the stopping rule is this invocation's; the other settings the run's own
+        resumable.save(run, {**saved, "options": with_patience(saved["options"], patience)})
     record = resumable.record_of(run, {"method": method, "seed": seed, "init": str(init),
                                        "precision": precision, "env": env, "options": options})
-    print(f"{name}: {state}, training to {cap_minutes:g} minutes", flush=True)
+    print(f"{name}: {state}, training to {cap_minutes:g} minutes"
+          + (f" (patience {patience})" if patience > 0 else " (no early stopping)"), flush=True)
     cmd = ["bash", HERE / "train.sh", "--finetune-from-model", record["init"],
            *record["options"], "--stop-time-hours", f"{cap_minutes / 60:.4f}"]
     resumable.launch(run, cmd, nmt_runs.train_env(args.prep, run, seed, **record["env"]),
-                     cap_minutes, STALE, commit=commit(), precision=record["precision"])
+                     cap_minutes, STALE, commit=commit(), precision=record["precision"],
+                     patience=patience)
     return run
 
 
@@ -147,7 +169,8 @@ def start(args, precision):
                 raise SystemExit("--start: the converged checkpoint to fine-tune is needed "
                                  f"until {run} has finished")
             replication.weights_only(args.start, init)
-        train(args, precision, START, "control", args.seed, init, args.start_cap_minutes)
+        train(args, precision, START, "control", args.seed, init, args.start_cap_minutes,
+              args.start_patience)
     if resumable.status(run, 0) != "finished":
         return None
     weights = folder / "start-weights.pt"
@@ -300,7 +323,11 @@ def parse(argv=None):
     p.add_argument("--start-cap-minutes", type=float, default=120.0,
                    help="training time of the start")
     p.add_argument("--patience", type=int, default=6,
-                   help="validations without a better validation BLEU before stopping")
+                   help="fine-tunes: validations without a better validation BLEU before "
+                        "stopping (0: none, every fine-tune trains to --cap-minutes)")
+    p.add_argument("--start-patience", type=int, default=6,
+                   help="the start: validations without a better validation BLEU before "
+                        "stopping")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam's step (constant)")
     p.add_argument("--risk-size", type=int, default=4, help="risk: beam candidates a source")
     p.add_argument("--precision", choices=nmt_runs.PRECISIONS, default="auto",
@@ -314,8 +341,10 @@ def parse(argv=None):
         args.start = args.start.resolve()
     if min(args.cap_minutes, args.start_cap_minutes, args.lr) <= 0:
         p.error("--cap-minutes, --start-cap-minutes and --lr must be > 0")
-    if min(args.patience, args.jobs, args.risk_size) < 1:
-        p.error("--patience, --jobs and --risk-size must be >= 1")
+    if args.patience < 0:
+        p.error("--patience must be >= 0 (0: no early stopping)")
+    if min(args.start_patience, args.jobs, args.risk_size) < 1:
+        p.error("--start-patience, --jobs and --risk-size must be >= 1")
     return args
 
 
@@ -336,7 +365,8 @@ def main(argv=None):
         def job(method, seed):
             name = f"{method}-seed{seed}"
             try:
-                return train(args, precision, name, method, seed, weights, args.cap_minutes)
+                return train(args, precision, name, method, seed, weights, args.cap_minutes,
+                             args.patience)
             except RuntimeError as error:  # the other runs go on; this one is 'interrupted'
                 print(f"{name} failed: {error}", flush=True)
                 return None

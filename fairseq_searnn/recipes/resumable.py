@@ -6,7 +6,8 @@ fairseq's cumulative training time, saved in the checkpoints, so a cap holds acr
 
 A run's :func:`status`: ``new`` (never launched), ``interrupted`` (its last attempt did not
 end: killed, or failed), ``capped`` (stopped by a cap lower than the one now asked: it goes on
-to the new cap) or ``finished``. fairseq keeps its early-stopping count in memory only; the
+to the new cap), ``early`` (stopped on patience where no early stopping is now asked: it goes
+on to the cap) or ``finished``. fairseq keeps its early-stopping count in memory only; the
 plugin's tasks save it in the checkpoints (:mod:`fairseq_searnn.tasks._patience`), so a resumed
 attempt stops on the same validation as an uninterrupted run would.
 """
@@ -68,17 +69,20 @@ def ended(log_text: str) -> bool:
     return "done training" in log_text
 
 
-def status(run_dir, cap_minutes: float) -> str:
-    """``new``, ``interrupted``, ``capped`` (under ``cap_minutes``) or ``finished`` (see the
-    module doc)."""
+def status(run_dir, cap_minutes: float, early_stop: bool = True) -> str:
+    """``new``, ``interrupted``, ``capped`` (under ``cap_minutes``), ``early`` (stopped on
+    patience while ``early_stop`` is False) or ``finished`` (see the module doc)."""
     record = load(run_dir)
     if not record.get("attempts"):
         return "new"
     last = last_attempt(run_dir)
     if not ended(last):
         return "interrupted"
-    if stop_reason(last) == "cap" and cap_minutes > record["attempts"][-1]["cap_minutes"]:
+    reason = stop_reason(last)
+    if reason == "cap" and cap_minutes > record["attempts"][-1]["cap_minutes"]:
         return "capped"
+    if reason == "patience" and not early_stop:
+        return "early"
     return "finished"
 
 
