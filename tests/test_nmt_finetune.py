@@ -123,7 +123,8 @@ def test_bad_options_fail_at_start_up(tmp_path):
     base = ["--prep", str(prep), "--out", str(tmp_path / "out")]
     for extra in (["--start", str(tmp_path / "missing.pt")], ["--cap-minutes", "0"],
                   ["--risk-size", "0"], ["--methods", "nope"], ["--patience", "-1"],
-                  ["--start-patience", "0"]):
+                  ["--start-patience", "0"], ["--", "--patience", "3"],
+                  ["--", "--patience=3"]):
         with pytest.raises(SystemExit):
             driver.parse([*base, *extra])
     with pytest.raises(SystemExit, match="--test-raw"):
@@ -165,7 +166,8 @@ def test_the_stopping_rule_is_the_invocations(tmp_path, monkeypatch, capsys):
     assert invoke(6)[0] == 1
     # a record as older versions wrote it: --patience among the options
     record = resumable.load(run)
-    options = [o for o in record["options"] if o not in ("--patience", "6")]
+    assert record["options"][-2:] == ["--patience", "6"]
+    options = record["options"][:-2]
     resumable.save(run, {**record, "options": ["--patience", "6", *options]})
     capsys.readouterr()
     count, last = invoke(0)
@@ -269,6 +271,10 @@ def test_finetune_end_to_end(tmp_path, shared_data):
     summary = driver.main(argv)
     start = out / "lstm" / "start"
     assert resumable.status(start, 0.03) == "finished"
+    # the start stops on --start-patience (6), the fine-tunes on --patience
+    assert resumable.load(start)["options"][-2:] == ["--patience", "6"]
+    for name in ("control-seed1", "risk-seed1"):
+        assert resumable.load(out / "lstm" / name)["options"][-2:] == ["--patience", "50"]
     assert "Loaded checkpoint" in (start / resumable.LOG).read_text()
     assert [r["name"] for r in summary["runs"]] == ["control-seed1", "risk-seed1"]
     for row in summary["runs"]:

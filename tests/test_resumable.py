@@ -65,6 +65,11 @@ def test_status_and_attempts(tmp_path):
     assert len(resumable.attempts(text)) == 3
     assert replication.stop_reason(resumable.last_attempt(run)) == "patience"
     assert replication.stop_reason(resumable.attempts(text)[0]) == "cap"
+    # patience met on the validation fairseq makes at the cap: the run has reached its cap
+    resumable.launch(run, _fake(tmp_path, VALID.format(v=8.0, u=400) + CAP
+                                + "early stop since valid performance hasn't improved for "
+                                "last 4 runs\ndone training\n"), env, 45)
+    assert resumable.status(run, 45, early_stop=False) == "finished"
 
 
 def test_stop_reason_knows_the_minimum_step():

@@ -108,7 +108,8 @@ def test_patience_survives_a_resume(data_bin, tmp_path, task):
 
 def test_a_run_stopped_on_patience_goes_on_without_it(data_bin, tmp_path):
     """The early-stopping state restored from the checkpoint does not stop a run resumed
-    without ``--patience`` (fairseq's ``-1``): it trains on to its limit."""
+    with ``--patience -1`` (fairseq's default: what a run without the option gets): it trains
+    on to its limit."""
     save = tmp_path / "run"
     helpers.run_training(_patience_argv(data_bin, save, 20, "searnn_translation"))
     assert _last_update(save) == 4

@@ -1,7 +1,8 @@
 """Fine-tuning a converged Multi30k model: continued label-smoothed cross-entropy (the
 control), SeaRNN variants and sequence-level risk, from a start where the control has
-converged, each until its own patience on the whole validation set, scored on test2016 with
-paired bootstrap resampling against the control and against the start.
+converged, each until its own patience on the whole validation set (or, with ``--patience 0``,
+to a common cap), scored on test2016 with paired bootstrap resampling against the control and
+against the start.
 
     python examples/nmt/finetune.py --prep data/multi30k --test-raw RAW/test2016 \\
         --start CONVERGED.pt --out runs/m30k-finetune [--arch lstm] \\
@@ -47,9 +48,11 @@ under ``--patience 0`` a run stopped on patience continues to the cap), ``--jobs
 at a time on one thread each, then writes ``OUT/ARCH/summary.md``, ``summary.json``,
 ``curves.png`` and ``curves-updates.png`` of every finished run. ``--train-only`` only
 trains; ``--report-only`` trains nothing. Options after ``--`` go to every new run's
-fairseq-train. The stopping rule is the invocation's: to read a study stopped on patience at
-equal training time as well, copy its ``OUT`` and continue the copy with ``--patience 0``
-(each run goes on from its ``checkpoint_last.pt``; the start stays as it is).
+fairseq-train (but not ``--patience``: the driver's option sets it). A run that stopped on
+patience is finished unless ``--patience 0`` asks for no early stopping: to read a study
+stopped on patience at equal training time as well, copy its ``OUT`` and continue the copy
+with ``--patience 0`` (each such run goes on from its ``checkpoint_last.pt``; the start and
+the runs that reached the cap stay as they are).
 """
 
 import argparse
@@ -132,8 +135,8 @@ def searnn_criterion():
 def train(args, precision, name, method, seed, init, cap_minutes, patience):
     """Launch or continue the run ``OUT/ARCH/name`` from the weights ``init`` unless it is
     finished, stopping after ``patience`` validations without improvement (0: at the cap
-    only); its directory. The stopping rule is this invocation's, the other settings those
-    the run started with."""
+    only); its directory. An attempt takes this ``patience`` and the other settings the run
+    started with; a run that stopped on patience is finished unless ``patience`` is 0."""
     from fairseq_searnn.diagnose.cli import commit
 
     run = arch_dir(args) / name
@@ -343,6 +346,8 @@ def parse(argv=None):
         p.error("--cap-minutes, --start-cap-minutes and --lr must be > 0")
     if args.patience < 0:
         p.error("--patience must be >= 0 (0: no early stopping)")
+    if any(o == "--patience" or o.startswith("--patience=") for o in args.fairseq):
+        p.error("--patience after --: use the driver's --patience (or --start-patience)")
     if min(args.start_patience, args.jobs, args.risk_size) < 1:
         p.error("--start-patience, --jobs and --risk-size must be >= 1")
     return args

@@ -22,6 +22,7 @@ from fairseq_searnn.recipes.commands import run_logged
 from fairseq_searnn.recipes.replication import stop_reason, valid_curve
 
 HEADER = "#### attempt "
+CAP_REACHED = "Stopping training due to cumulative_training_time"
 LOG, RECORD = "train.log", "run.json"
 
 
@@ -71,7 +72,8 @@ def ended(log_text: str) -> bool:
 
 def status(run_dir, cap_minutes: float, early_stop: bool = True) -> str:
     """``new``, ``interrupted``, ``capped`` (under ``cap_minutes``), ``early`` (stopped on
-    patience while ``early_stop`` is False) or ``finished`` (see the module doc)."""
+    patience before its cap while ``early_stop`` is False) or ``finished`` (see the module
+    doc)."""
     record = load(run_dir)
     if not record.get("attempts"):
         return "new"
@@ -81,8 +83,8 @@ def status(run_dir, cap_minutes: float, early_stop: bool = True) -> str:
     reason = stop_reason(last)
     if reason == "cap" and cap_minutes > record["attempts"][-1]["cap_minutes"]:
         return "capped"
-    if reason == "patience" and not early_stop:
-        return "early"
+    if reason == "patience" and not early_stop and CAP_REACHED not in last:
+        return "early"  # (fairseq validates at the cap: patience may end on that validation)
     return "finished"
 
 
