@@ -66,6 +66,10 @@ def train_seconds(log_text):
         r"\| INFO \| train \| epoch \d+ \|.*?\| train_wall ([\d.]+) ", log_text))
 
 
+# what fairseq-train logs when --stop-time-hours ends a run
+CAP_REACHED = "Stopping training due to cumulative_training_time"
+
+
 def stop_reason(log_text):
     """Why a fairseq-train run ended: ``patience`` (validation stopped improving), ``cap``
     (``--stop-time-hours``), ``min-lr`` (``--stop-min-lr``), ``max-update`` / ``max-epoch``,
@@ -74,7 +78,7 @@ def stop_reason(log_text):
         return "patience"
     if "stopping training because current learning rate" in log_text:
         return "min-lr"
-    if "Stopping training due to cumulative_training_time" in log_text:
+    if CAP_REACHED in log_text:
         return "cap"
     if "Stopping training due to num_updates" in log_text:
         return "max-update"

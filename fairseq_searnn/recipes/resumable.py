@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from fairseq_searnn.recipes.commands import run_logged
-from fairseq_searnn.recipes.replication import stop_reason, valid_curve
+from fairseq_searnn.recipes.replication import CAP_REACHED, stop_reason, valid_curve
 
 HEADER = "#### attempt "
-CAP_REACHED = "Stopping training due to cumulative_training_time"
 LOG, RECORD = "train.log", "run.json"
 
 
