@@ -67,3 +67,45 @@ def test_significance_pairs_each_row_with_its_seeds_baseline_and_counts_verdicts
     (line,) = nmt_table.verdicts("searnn", group, baselines, (1,))
     assert "better in 1 and worse in 1 of 2 seeds" in line and line.startswith(
         "- searnn against (a) mle")
+
+
+def _timed(method, seed, minutes, curve):
+    """A row trained for ``minutes`` over its last validation's updates."""
+    return {"method": method, "seed": seed, "train_wall_s": minutes * 60,
+            "s_per_update": minutes * 60 / curve[-1][0], "valid_curve": curve}
+
+
+def test_common_time_table_compares_each_seed_at_its_shortest_run():
+    rows = [_timed("control", 1, 30, [(100, 36.0), (200, 38.0), (300, 37.0)]),   # 6 s / update
+            _timed("control", 2, 60, [(300, 37.0), (600, 39.0)]),                # 6 s
+            _timed("risk", 1, 60, [(50, 37.5), (100, 38.5), (150, 40.0)]),       # 24 s
+            _timed("risk", 2, 40, [(40, 36.0), (80, 39.5), (100, 41.0)]),        # 24 s
+            _timed("risk", 3, 40, [(100, 45.0)]),                                # no control
+            _timed("refout", 1, 30, [(300, 36.0)]),                              # 6 s
+            _timed("refout", 2, 90, [(600, 38.0), (900, 38.5)])]                 # 6 s
+    label = lambda r: r["method"]  # noqa: E731
+    lines = nmt_table.common_time_table(rows, label, "control")
+    table = "\n".join(lines)
+    assert "| seed | common time (min) | control | risk | refout |" in table
+    # seed 1: 30 minutes; risk's 150th update came at 60, its 100th at 40: only the 50th
+    assert "| 1 | 30 | 38.00 (200) | 37.50 (50) | 36.00 (300) |" in table
+    # seed 2: 40 minutes (risk's); the control's 600th update came at 60, refout's first at 60
+    assert "| 2 | 40 | 37.00 (300) | 41.00 (100) | - |" in table
+    assert "| 3 |" not in table  # a seed the control lacks
+    # refout had not validated by seed 2's common time: the means are over seed 1 only
+    assert "| mean | | 38.00 | 37.50 | 36.00 |" in table
+    assert "- risk against control at equal time: -0.50 on average, higher in 0 and lower " \
+           "in 1 of 1 seeds" in table
+    assert "- refout against control at equal time: -2.00 on average" in table
+    # with refout out, both seeds count
+    two = "\n".join(nmt_table.common_time_table(
+        [r for r in rows if r["method"] != "refout"], label, "control"))
+    assert "| mean | | 37.50 | 39.25 |" in two
+    assert "risk against control at equal time: +1.75 on average, higher in 1 and lower in " \
+           "1 of 2 seeds" in two
+    assert nmt_table.best_within(rows[0], 19.9 * 60) == (36.0, 100)
+    assert nmt_table.best_within(rows[0], 5 * 60) is None
+    assert nmt_table.common_time_table(rows, label, "mle") == []  # no such baseline
+    with pytest.raises(ValueError, match="two runs of one seed"):
+        nmt_table.common_time_table(rows + [_timed("risk", 1, 10, [(10, 1.0)])], label,
+                                    "control")

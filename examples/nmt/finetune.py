@@ -303,6 +303,8 @@ def summarise(args):
     if start is not None:
         lines += starts_table(args, start) + versus_start(args, rows, refs)
     lines += equal_time_table(rows)
+    seeded = [r for r in rows if len(nmt_table.groups_of(rows, label)[label(r)]) > 1]
+    lines += nmt_table.common_time_table(seeded, label, CONTROL[0][0])
     lines += nmt_table.diagnosis_table(
         rows, label, DIAGNOSIS, "Diagnosis of the best checkpoints on the validation set "
         "(mean over seeds; target report of a SeaRNN variant's own criterion, of searnn's for "

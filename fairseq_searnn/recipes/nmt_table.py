@@ -182,6 +182,60 @@ def results_table(rows: List[Dict], label: Callable, baselines: Sequence[Baselin
     return lines + [""] + notes
 
 
+def best_within(row: Dict, seconds: float):
+    """``(BLEU, updates)`` of the best validation of ``row`` reached within ``seconds`` of
+    training, or None. A validation's time is its updates × the run's mean seconds per update
+    (the curve keeps updates only)."""
+    found = [(v, u) for u, v in row["valid_curve"] if u * row["s_per_update"] <= seconds]
+    return max(found, key=lambda pair: pair[0]) if found else None  # ties: the first
+
+
+def common_time_table(rows: List[Dict], label: Callable, baseline: str) -> List[str]:
+    """Markdown: the groups of ``label(row)`` at equal training time, seed by seed. For each
+    seed that every group has, the common time is the shortest training time among that
+    seed's runs; each run's cell is its best validation BLEU within it (:func:`best_within`,
+    with its updates). Then each group's mean over those seeds (those where every run had
+    validated by then), its difference from the group ``baseline``, and in how many seeds it is
+    above or below the baseline. One run per seed in a group."""
+    groups = groups_of(rows, label)
+    if baseline not in groups or len(groups) < 2:
+        return []
+    by_seed = {name: {r["seed"]: r for r in group} for name, group in groups.items()}
+    for name, group in groups.items():
+        if len(by_seed[name]) < len(group):
+            raise ValueError(f"{name}: two runs of one seed; give each setting its own label")
+    seeds = [s for s in by_seed[baseline] if all(s in runs for runs in by_seed.values())]
+    if not seeds:
+        return []
+    lines = ["", "Best validation BLEU at equal training time, seed by seed (the common time: "
+             "the shortest run of the seed; in brackets the updates of that validation):", "",
+             "| seed | common time (min) | " + " | ".join(groups) + " |",
+             "|" + "---|" * (len(groups) + 2)]
+    best: Dict[str, List[float]] = {name: [] for name in groups}
+    for seed in seeds:
+        common = min(runs[seed]["train_wall_s"] for runs in by_seed.values())
+        found = {name: best_within(runs[seed], common) for name, runs in by_seed.items()}
+        lines.append(f"| {seed} | {common / 60:.0f} | " + " | ".join(
+            f"{f[0]:.2f} ({f[1]})" if f else "-" for f in found.values()) + " |")
+        if all(found.values()):  # a seed where a run had not validated yet stays out
+            for name, f in found.items():
+                best[name].append(f[0])
+    if not best[baseline]:
+        return lines
+    means = [f"{replication.mean_std(v)[0]:.2f}" for v in best.values()]
+    lines += ["| mean | | " + " | ".join(means) + " |", ""]
+    base = best[baseline]
+    for name, values in best.items():
+        if name == baseline:
+            continue
+        diffs = [v - b for v, b in zip(values, base)]
+        lines.append(f"- {name} against {baseline} at equal time: "
+                     f"{replication.mean_std(diffs)[0]:+.2f} on average, higher in "
+                     f"{sum(d > 0 for d in diffs)} and lower in {sum(d < 0 for d in diffs)} "
+                     f"of {len(diffs)} seeds")
+    return lines
+
+
 def diagnosis_table(rows: List[Dict], label: Callable, items: Sequence[Tuple[str, str, str]],
                     title: str) -> List[str]:
     """Markdown: each group's mean over its seeds of the diagnosis numbers ``items``

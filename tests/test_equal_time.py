@@ -1,0 +1,32 @@
+"""analysis/equal_time.py: a table's methods at equal training time from its summary.json."""
+
+import json
+
+import pytest
+
+import helpers
+
+
+def _row(method, seed, minutes, curve):
+    return {"name": f"{method}-seed{seed}", "method": method, "seed": seed,
+            "train_wall_s": minutes * 60, "s_per_update": minutes * 60 / curve[-1][0],
+            "valid_curve": curve}
+
+
+def test_equal_time_from_a_summary(tmp_path, capsys):
+    script = helpers.load_script("analysis/equal_time.py")
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"runs": [
+        _row("control", 1, 30, [[100, 36.0], [200, 38.0]]),
+        _row("refout", 1, 60, [[100, 38.5], [200, 39.0]]),
+        _row("searnn", 1, 10, [[10, 30.0]])]}))   # not asked for
+    lines = script.main([str(summary), "--methods", "control", "refout",
+                         "--baseline", "control"])
+    assert "| 1 | 30 | 38.00 (200) | 38.50 (100) |" in lines
+    assert "| 1 | 30 | 38.00 (200) | 38.50 (100) |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main([str(summary), "--methods", "control", "risk", "--baseline", "control"])
+    assert "no run of risk" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main([str(summary), "--methods", "refout", "--baseline", "control"])
+    assert "--baseline control is not among --methods" in capsys.readouterr().err
