@@ -1,6 +1,7 @@
-"""The methods of a Multi30k table at equal training time, seed by seed, from its
+"""The settings of a Multi30k table at equal training time, seed by seed, from its
 ``summary.json`` (``examples/nmt/finetune.py`` or ``from_scratch.py``): for each seed, every
-method's best validation BLEU within the shortest training time among that seed's runs.
+setting's best validation BLEU within the shortest training time among that seed's runs.
+A setting is a run's name without its ``-seedN`` (``refout``; ``mle-d0.3-fwd``).
 
     python analysis/equal_time.py docs/results/finetune/summary.json \\
         --methods control refout risk --baseline control
@@ -8,26 +9,37 @@ method's best validation BLEU within the shortest training time among that seed'
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from fairseq_searnn.recipes import nmt_table
 
 
+def setting(row):
+    """A run's name without its seed: ``refout-seed2`` -> ``refout``."""
+    return re.sub(r"-seed\d+$", "", row["name"])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("summary", type=Path, help="a table's summary.json")
-    p.add_argument("--methods", nargs="+", required=True, help="the rows' `method` values")
-    p.add_argument("--baseline", required=True, help="the method the others are compared with")
+    p.add_argument("--methods", nargs="+", required=True,
+                   help="two or more settings: run names without their -seedN")
+    p.add_argument("--baseline", required=True, help="the setting the others are compared with")
     args = p.parse_args(argv)
-    if args.baseline not in args.methods:
+    methods = list(dict.fromkeys(args.methods))
+    if len(methods) < 2:
+        p.error("--methods: give two settings or more")
+    if args.baseline not in methods:
         p.error(f"--baseline {args.baseline} is not among --methods")
     runs = json.loads(args.summary.read_text())["runs"]
-    rows = [r for m in args.methods for r in runs if r["method"] == m]
-    missing = [m for m in args.methods if not any(r["method"] == m for r in rows)]
+    rows = [r for m in methods for r in runs if setting(r) == m]
+    missing = [m for m in methods if not any(setting(r) == m for r in rows)]
     if missing:
-        p.error(f"--methods: no run of {', '.join(missing)} in {args.summary}")
-    lines = nmt_table.common_time_table(rows, lambda r: r["method"], args.baseline)
-    print("\n".join(lines) if lines else "no seed is shared by every method")
+        p.error(f"--methods: no run of {', '.join(missing)} in {args.summary} (settings there: "
+                f"{', '.join(dict.fromkeys(setting(r) for r in runs))})")
+    lines = nmt_table.common_time_table(rows, setting, args.baseline)
+    print("\n".join(lines) if lines else "no seed is shared by every setting")
     return lines
 
 

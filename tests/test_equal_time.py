@@ -28,5 +28,26 @@ def test_equal_time_from_a_summary(tmp_path, capsys):
         script.main([str(summary), "--methods", "control", "risk", "--baseline", "control"])
     assert "no run of risk" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        script.main([str(summary), "--methods", "refout", "--baseline", "control"])
+        script.main([str(summary), "--methods", "refout", "searnn", "--baseline", "control"])
     assert "--baseline control is not among --methods" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main([str(summary), "--methods", "control", "control", "--baseline", "control"])
+    assert "give two settings or more" in capsys.readouterr().err
+
+
+def test_settings_are_run_names_without_their_seed(tmp_path, capsys):
+    """from_scratch.py's table has two runs of method mle at seed 1 (both source orders)."""
+    script = helpers.load_script("analysis/equal_time.py")
+    summary = tmp_path / "summary.json"
+    runs = [_row("mle", 1, 30, [[100, 36.0], [200, 38.0]]),
+            _row("mle", 1, 30, [[100, 35.0], [200, 37.0]]),
+            _row("searnn", 1, 60, [[100, 38.5], [200, 39.0]])]
+    for run, name in zip(runs, ("mle-d0.3-fwd-seed1", "mle-d0.3-rev-seed1",
+                                "searnn-d0.3-fwd-seed1")):
+        run["name"] = name
+    summary.write_text(json.dumps({"runs": runs}))
+    lines = script.main([str(summary), "--methods", "mle-d0.3-fwd", "searnn-d0.3-fwd",
+                         "--baseline", "mle-d0.3-fwd"])
+    assert "| 1 | 30 | 38.00 (200) | 38.50 (100) |" in lines
+    assert "- searnn-d0.3-fwd against mle-d0.3-fwd at equal time: +0.50 on average (+0.50)" \
+        in "\n".join(lines)

@@ -250,8 +250,8 @@ def test_report_of_finished_fine_tunes(tmp_path):
     # seed by seed at the shorter run's 30 minutes (searnn, one seed, stays out)
     assert "| seed | common time (min) | control | risk |" in table
     assert "| 1 | 30 | 37.00 (200) | 37.00 (100) |" in table
-    assert "- risk against control at equal time: +0.00 on average, higher in 0 and lower " \
-           "in 0 of 2 seeds" in table
+    assert "- risk against control at equal time: +0.00 on average (+0.00, +0.00), higher in 0 " \
+           "and lower in 0 of 2 seeds" in table
     for name in ("curves.png", "curves-updates.png", "summary.json"):
         assert (folder / name).exists()
 

@@ -94,18 +94,34 @@ def test_common_time_table_compares_each_seed_at_its_shortest_run():
     assert "| 3 |" not in table  # a seed the control lacks
     # refout had not validated by seed 2's common time: the means are over seed 1 only
     assert "| mean | | 38.00 | 37.50 | 36.00 |" in table
-    assert "- risk against control at equal time: -0.50 on average, higher in 0 and lower " \
-           "in 1 of 1 seeds" in table
+    assert "- risk against control at equal time: -0.50 on average (-0.50), higher in 0 and " \
+           "lower in 1 of 1 seeds" in table
     assert "- refout against control at equal time: -2.00 on average" in table
     # with refout out, both seeds count
     two = "\n".join(nmt_table.common_time_table(
         [r for r in rows if r["method"] != "refout"], label, "control"))
     assert "| mean | | 37.50 | 39.25 |" in two
-    assert "risk against control at equal time: +1.75 on average, higher in 1 and lower in " \
-           "1 of 2 seeds" in two
+    assert "risk against control at equal time: +1.75 on average (-0.50, +4.00), higher in 1 " \
+           "and lower in 1 of 2 seeds" in two
     assert nmt_table.best_within(rows[0], 19.9 * 60) == (36.0, 100)
     assert nmt_table.best_within(rows[0], 5 * 60) is None
     assert nmt_table.common_time_table(rows, label, "mle") == []  # no such baseline
     with pytest.raises(ValueError, match="two runs of one seed"):
         nmt_table.common_time_table(rows + [_timed("risk", 1, 10, [(10, 1.0)])], label,
                                     "control")
+
+
+def test_a_runs_own_last_validation_is_within_its_training_time():
+    """s / update = wall / updates, and updates × that can exceed wall by a rounding step (a
+    fine-tune's real numbers): the shortest run must keep its last validation."""
+    wall = 2045.1248769760132
+    row = {"valid_curve": [(450, 37.0), (3600, 38.0)], "s_per_update": wall / 3600,
+           "train_wall_s": wall}
+    assert 3600 * row["s_per_update"] > wall
+    assert nmt_table.best_within(row, wall) == (38.0, 3600)
+    assert nmt_table.best_within({**row, "valid_curve": [(3600, 38.0)]}, wall) == (38.0, 3600)
+
+
+def test_best_within_takes_the_first_of_equal_bests():
+    row = {"valid_curve": [(100, 38.0), (200, 37.0), (300, 38.0)], "s_per_update": 1.0}
+    assert nmt_table.best_within(row, 300) == (38.0, 100)

@@ -235,10 +235,8 @@ def equal_time_table(rows):
     for name, group in nmt_table.groups_of(rows, label).items():
         cells = []
         for minutes in EQUAL_TIME:
-            found = [max((v for u, v in r["valid_curve"]
-                          if u * r["s_per_update"] <= minutes * 60), default=None)
-                     for r in group]
-            found = [v for v in found if v is not None]
+            found = [nmt_table.best_within(r, minutes * 60) for r in group]
+            found = [f[0] for f in found if f is not None]
             cells.append(f"{replication.mean_std(found)[0]:.2f}" if found else "-")
         speed = replication.mean_std(r["s_per_update"] for r in group)[0]
         lines.append(f"| {name} | {speed:.2f} | " + " | ".join(cells) + " |")
@@ -303,7 +301,8 @@ def summarise(args):
     if start is not None:
         lines += starts_table(args, start) + versus_start(args, rows, refs)
     lines += equal_time_table(rows)
-    seeded = [r for r in rows if len(nmt_table.groups_of(rows, label)[label(r)]) > 1]
+    groups = nmt_table.groups_of(rows, label)
+    seeded = [r for r in rows if len(groups[label(r)]) > 1]
     lines += nmt_table.common_time_table(seeded, label, CONTROL[0][0])
     lines += nmt_table.diagnosis_table(
         rows, label, DIAGNOSIS, "Diagnosis of the best checkpoints on the validation set "

@@ -11,7 +11,7 @@ BLEU)]``), ``best_valid``, ``test`` (``{"beamB": BLEU}``), ``signature`` and ``l
 import json
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from fairseq_searnn.data import nmt_eval
 from fairseq_searnn.recipes import nmt_runs, replication, resumable
@@ -182,12 +182,14 @@ def results_table(rows: List[Dict], label: Callable, baselines: Sequence[Baselin
     return lines + [""] + notes
 
 
-def best_within(row: Dict, seconds: float):
+def best_within(row: Dict, seconds: float) -> Optional[Tuple[float, int]]:
     """``(BLEU, updates)`` of the best validation of ``row`` reached within ``seconds`` of
-    training, or None. A validation's time is its updates × the run's mean seconds per update
-    (the curve keeps updates only)."""
-    found = [(v, u) for u, v in row["valid_curve"] if u * row["s_per_update"] <= seconds]
-    return max(found, key=lambda pair: pair[0]) if found else None  # ties: the first
+    training (the first of equal bests), or None. A validation's time is its updates × the
+    run's mean seconds per update (the curve keeps updates only); a run's own training time
+    includes its last validation, whatever the rounding of that product."""
+    limit = seconds * (1 + 1e-9)
+    found = [(v, u) for u, v in row["valid_curve"] if u * row["s_per_update"] <= limit]
+    return max(found, key=lambda pair: pair[0]) if found else None
 
 
 def common_time_table(rows: List[Dict], label: Callable, baseline: str) -> List[str]:
@@ -230,7 +232,8 @@ def common_time_table(rows: List[Dict], label: Callable, baseline: str) -> List[
             continue
         diffs = [v - b for v, b in zip(values, base)]
         lines.append(f"- {name} against {baseline} at equal time: "
-                     f"{replication.mean_std(diffs)[0]:+.2f} on average, higher in "
+                     f"{replication.mean_std(diffs)[0]:+.2f} on average "
+                     f"({', '.join(f'{d:+.2f}' for d in diffs)}), higher in "
                      f"{sum(d > 0 for d in diffs)} and lower in {sum(d < 0 for d in diffs)} "
                      f"of {len(diffs)} seeds")
     return lines
