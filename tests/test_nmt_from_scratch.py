@@ -266,6 +266,49 @@ def test_report_of_finished_runs(tmp_path):
         assert (out / name).exists()
 
 
+def test_rows_of_runs_that_are_gone_can_be_kept(tmp_path, capsys):
+    """--keep-rows: an earlier summary's rows of runs no longer under OUT stay as recorded; a
+    run under OUT replaces its row; a kept row is no baseline of a paired test."""
+    driver = _driver()
+    data = tmp_path / "data"
+    refs = [f"a dog number {i} runs on the green grass of the park" for i in range(40)]
+    nmt.write_lines(data / "ref" / "test.en", refs)
+    nmt.write_info(data, {"src": "de", "tgt": "en", "bpe": "sentencepiece", "splits": ["test"]})
+    out = tmp_path / "out"
+    worse = [" ".join(r.split()[:6]) for r in refs]
+    argv = ["--prep", str(data), "--out", str(out), "--report-only", "--no-diagnose"]
+    for seed in (1, 2):
+        _finished_run(driver, out, data, "mle", seed, 30.0 + seed, worse)
+        _finished_run(driver, out, data, "searnn", seed, 35.0 + seed, refs)
+    _finished_run(driver, out, data, "mle_ls", 1, 33.0, refs[:20] + worse[20:])
+    first = driver.main(argv)
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text((out / "summary.json").read_text())
+    recorded = {r["name"]: r for r in first["runs"]}
+    # the machine loses (b) and (c) seed 2; (a) seed 1 is trained again and scores otherwise
+    import shutil
+
+    for name in ("mle_ls-d0.3-rev-seed1", "searnn-d0.3-rev-seed2"):
+        shutil.rmtree(out / name)
+    shutil.rmtree(out / "mle-d0.3-rev-seed1")
+    _finished_run(driver, out, data, "mle", 1, 29.0, worse)
+    summary = driver.main([*argv, "--keep-rows", str(earlier)])
+    rows = {r["name"]: r for r in summary["runs"]}
+    assert [r["name"] for r in summary["runs"]] == [r["name"] for r in first["runs"]]
+    for name in ("mle_ls-d0.3-rev-seed1", "searnn-d0.3-rev-seed2"):
+        assert rows[name] == json.loads(json.dumps(recorded[name]))  # as recorded
+    assert rows["mle-d0.3-rev-seed1"]["test"]["beam1"] == 29.1  # the run under OUT wins
+    assert set(rows["searnn-d0.3-rev-seed1"]["p"]) == {"mle"}  # (b) seed 1's outputs are gone
+    assert set(recorded["searnn-d0.3-rev-seed1"]["p"]) == {"mle", "mle_ls"}
+    table = (out / "summary.md").read_text()
+    assert "| (b) mle_ls, dropout 0.3, reversed source | 1 | 33.10 ± 0.00 |" in table
+    assert "| (c) searnn, dropout 0.3, reversed source | 2 | 36.60 ± 0.71 |" in table
+    for bad in (tmp_path / "missing.json", data / "ref" / "test.en"):
+        with pytest.raises(SystemExit):
+            driver.main([*argv, "--keep-rows", str(bad)])
+        assert "--keep-rows: " in capsys.readouterr().err
+
+
 def test_from_scratch_end_to_end(tmp_path, shared_data):
     """Two methods at a tiny size: trained to a cap, continued to a larger one from their last
     checkpoints, scored on test2016 and diagnosed once, the table written."""

@@ -39,7 +39,9 @@ scored once on test2016 (``checkpoint_best.pt``, greedy and beam 5, sacreBLEU on
 output) and diagnosed once on the validation set (``fairseq-searnn-diagnose``, with the
 target report of (c)'s criterion), and OUT gets ``summary.md``, ``summary.json``,
 ``curves.png`` and ``curves-updates.png``. ``--report-only`` trains nothing, ``--train-only``
-only trains. Options after ``--`` go to every new run's fairseq-train.
+only trains. ``--keep-rows OLD/summary.json`` keeps the rows of an earlier report whose runs
+are no longer under OUT, as recorded. Options after ``--`` go to every new run's
+fairseq-train.
 """
 
 import argparse
@@ -147,11 +149,7 @@ def finished_runs(out):
     runs = [r for r in Path(out).glob("*-seed*") if resumable.load(r).get("attempts")
             and resumable.ended(resumable.last_attempt(r))]
 
-    def key(run):
-        rec = resumable.load(run)
-        return (list(METHODS).index(rec["method"]), -rec["dropout"],
-                not rec["source_reversal"], rec["seed"])
-    return sorted(runs, key=key)
+    return sorted(runs, key=lambda run: table_order(resumable.load(run)))
 
 
 def read_record(args, run):
@@ -204,9 +202,18 @@ DIAGNOSIS = [("teacher-forced NLL (bits / token)", "teacher_forced", "nll_bits")
              ("compounding, greedy", "greedy", "compounding")]
 
 
+def table_order(row):
+    return (list(METHODS).index(row["method"]), -row["dropout"], not row["source_reversal"],
+            row["seed"])
+
+
 def summarise(args):
-    """Score, diagnose and tabulate every finished run under OUT."""
+    """Score, diagnose and tabulate every finished run under OUT (and the rows that
+    ``--keep-rows`` keeps)."""
     rows = significance(args, [read_record(args, run) for run in finished_runs(args.out)])
+    if args.keep_rows is not None:
+        rows = sorted(rows + nmt_table.kept_rows(args.keep_rows, [r["name"] for r in rows]),
+                      key=table_order)
     if not rows:
         print(f"no finished run under {args.out}")
         return {"runs": []}
@@ -255,9 +262,18 @@ def parse(argv=None):
                    help="(e): gold-token probability k / (k + exp(i / k))")
     p.add_argument("--dss-alpha-growth", type=float, default=1.001,
                    help="(e): soft-argmax alpha multiplied by this per update")
+    p.add_argument("--keep-rows", type=Path,
+                   help="an earlier summary.json: its rows of runs no longer under OUT stay in "
+                   "the table as recorded (a run under OUT replaces its row; a kept row is no "
+                   "baseline of a new row's paired test: its outputs are gone)")
     nmt_table.add_run_options(p)
     args = p.parse_args(argv)
     args.prep, args.out = args.prep.resolve(), args.out.resolve()
+    if args.keep_rows is not None:
+        try:
+            nmt_table.kept_rows(args.keep_rows, [])
+        except ValueError as error:
+            p.error(f"--keep-rows: {error}")
     if args.cap_minutes <= 0 or args.patience < 1 or args.jobs < 1:
         p.error("--cap-minutes must be > 0, --patience and --jobs >= 1")
     if any(d < 0 or d >= 1 for d in args.dropout):

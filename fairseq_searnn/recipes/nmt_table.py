@@ -83,6 +83,17 @@ def significance(rows: List[Dict], baselines: Sequence[Baseline], peer: Callable
     return rows
 
 
+def kept_rows(summary, present: Sequence[str]) -> List[Dict]:
+    """The rows of an earlier ``summary.json`` whose run is not among the ``present`` names
+    (runs whose directory is gone), as recorded: scores, p-values, diagnosis. Their outputs
+    are gone with the run, so they are never a baseline of a new row's paired test."""
+    try:
+        runs = json.loads(Path(summary).read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{summary}: not a summary.json ({error})") from None
+    return [row for row in runs if row["name"] not in set(present)]
+
+
 def paired(row: Dict, references: Sequence[str], baseline: Callable, system: Callable,
            decodes: Sequence[int]) -> Dict[str, Dict[str, float]]:
     """``{"beamB": {"p", "delta"}}``: sacreBLEU's paired bootstrap of the test output
