@@ -219,14 +219,20 @@ def _finished_run(driver, out, data, method, seed, bleu, hyps, dropout=0.3, stop
     return run
 
 
-def test_report_of_finished_runs(tmp_path):
-    driver = _driver()
+def _test_references(tmp_path):
+    """A prepared directory with test references only, the references, and an output much
+    shorter than them (clearly worse)."""
     data = tmp_path / "data"
     refs = [f"a dog number {i} runs on the green grass of the park" for i in range(40)]
     nmt.write_lines(data / "ref" / "test.en", refs)
     nmt.write_info(data, {"src": "de", "tgt": "en", "bpe": "sentencepiece", "splits": ["test"]})
+    return data, refs, [" ".join(r.split()[:6]) for r in refs]
+
+
+def test_report_of_finished_runs(tmp_path):
+    driver = _driver()
+    data, refs, worse = _test_references(tmp_path)
     out = tmp_path / "out"
-    worse = [" ".join(r.split()[:6]) for r in refs]  # much shorter: clearly worse
     for seed in (1, 2):
         _finished_run(driver, out, data, "mle", seed, 30.0 + seed, worse)
         _finished_run(driver, out, data, "searnn", seed, 35.0 + seed, refs)
@@ -270,12 +276,8 @@ def test_rows_of_runs_that_are_gone_can_be_kept(tmp_path, capsys):
     """--keep-rows: an earlier summary's rows of runs no longer under OUT stay as recorded; a
     run under OUT replaces its row; a kept row is no baseline of a paired test."""
     driver = _driver()
-    data = tmp_path / "data"
-    refs = [f"a dog number {i} runs on the green grass of the park" for i in range(40)]
-    nmt.write_lines(data / "ref" / "test.en", refs)
-    nmt.write_info(data, {"src": "de", "tgt": "en", "bpe": "sentencepiece", "splits": ["test"]})
+    data, refs, worse = _test_references(tmp_path)
     out = tmp_path / "out"
-    worse = [" ".join(r.split()[:6]) for r in refs]
     argv = ["--prep", str(data), "--out", str(out), "--report-only", "--no-diagnose"]
     for seed in (1, 2):
         _finished_run(driver, out, data, "mle", seed, 30.0 + seed, worse)
