@@ -4,6 +4,7 @@ and the whole driver on 150 Multi30k pairs at a size of seconds."""
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -273,8 +274,9 @@ def test_report_of_finished_runs(tmp_path):
 
 
 def test_rows_of_runs_that_are_gone_can_be_kept(tmp_path, capsys):
-    """--keep-rows: an earlier summary's rows of runs no longer under OUT stay as recorded; a
-    run under OUT replaces its row; a kept row is no baseline of a paired test."""
+    """--keep-rows: an earlier summary's rows of runs no longer under OUT stay as recorded, in
+    the table's order; a run under OUT replaces its row; a kept row is no baseline of a paired
+    test and loses its p-values against a baseline run that is under OUT again."""
     driver = _driver()
     data, refs, worse = _test_references(tmp_path)
     out = tmp_path / "out"
@@ -283,32 +285,52 @@ def test_rows_of_runs_that_are_gone_can_be_kept(tmp_path, capsys):
         _finished_run(driver, out, data, "mle", seed, 30.0 + seed, worse)
         _finished_run(driver, out, data, "searnn", seed, 35.0 + seed, refs)
     _finished_run(driver, out, data, "mle_ls", 1, 33.0, refs[:20] + worse[20:])
+    _finished_run(driver, out, data, "dss", 2, 34.0, refs)  # (e): after (c) in the table
     first = driver.main(argv)
     earlier = tmp_path / "earlier.json"
     earlier.write_text((out / "summary.json").read_text())
     recorded = {r["name"]: r for r in first["runs"]}
-    # the machine loses (b) and (c) seed 2; (a) seed 1 is trained again and scores otherwise
-    import shutil
-
-    for name in ("mle_ls-d0.3-rev-seed1", "searnn-d0.3-rev-seed2"):
+    assert set(recorded["mle_ls-d0.3-rev-seed1"]["p"]) == {"mle"}
+    # the machine loses (b) seed 1, (c) and (e) seed 2; (a) seed 1 is trained again, otherwise
+    for name in ("mle_ls-d0.3-rev-seed1", "searnn-d0.3-rev-seed2", "dss-d0.3-rev-seed2",
+                 "mle-d0.3-rev-seed1"):
         shutil.rmtree(out / name)
-    shutil.rmtree(out / "mle-d0.3-rev-seed1")
     _finished_run(driver, out, data, "mle", 1, 29.0, worse)
     summary = driver.main([*argv, "--keep-rows", str(earlier)])
     rows = {r["name"]: r for r in summary["runs"]}
-    assert [r["name"] for r in summary["runs"]] == [r["name"] for r in first["runs"]]
-    for name in ("mle_ls-d0.3-rev-seed1", "searnn-d0.3-rev-seed2"):
+    assert [r["name"] for r in summary["runs"]] == [r["name"] for r in first["runs"]] == [
+        "mle-d0.3-rev-seed1", "mle-d0.3-rev-seed2", "mle_ls-d0.3-rev-seed1",
+        "searnn-d0.3-rev-seed1", "searnn-d0.3-rev-seed2", "dss-d0.3-rev-seed2"]
+    for name in ("searnn-d0.3-rev-seed2", "dss-d0.3-rev-seed2"):
         assert rows[name] == json.loads(json.dumps(recorded[name]))  # as recorded
+    assert set(rows["dss-d0.3-rev-seed2"]["p"]) == {"mle"}  # its (a) was not trained again
+    # (b) seed 1 kept, but its test against (a) seed 1 was of the earlier (a) run: dropped
+    kept = {k: v for k, v in rows["mle_ls-d0.3-rev-seed1"].items() if k != "p"}
+    assert kept == {k: v for k, v in json.loads(json.dumps(recorded["mle_ls-d0.3-rev-seed1"]))
+                    .items() if k != "p"}
+    assert rows["mle_ls-d0.3-rev-seed1"]["p"] == {}
     assert rows["mle-d0.3-rev-seed1"]["test"]["beam1"] == 29.1  # the run under OUT wins
-    assert set(rows["searnn-d0.3-rev-seed1"]["p"]) == {"mle"}  # (b) seed 1's outputs are gone
+    assert rows["mle-d0.3-rev-seed1"]["p"] == {}  # (b) seed 1's outputs are gone
+    assert set(rows["searnn-d0.3-rev-seed1"]["p"]) == {"mle"}
     assert set(recorded["searnn-d0.3-rev-seed1"]["p"]) == {"mle", "mle_ls"}
     table = (out / "summary.md").read_text()
     assert "| (b) mle_ls, dropout 0.3, reversed source | 1 | 33.10 ± 0.00 |" in table
     assert "| (c) searnn, dropout 0.3, reversed source | 2 | 36.60 ± 0.71 |" in table
-    for bad in (tmp_path / "missing.json", data / "ref" / "test.en"):
+    # bad files fail at start-up, naming the option
+    odd = tmp_path / "odd.json"
+    other = dict(recorded["dss-d0.3-rev-seed2"], method="searnn_old", name="x-seed1")
+    for bad in (tmp_path / "missing.json", data / "ref" / "test.en", {"runs": [{"x": 1}]},
+                {"runs": {"a": 1}}, {"runs": [{"name": "y", "seed": 1}]}, {"runs": [other]}):
+        if isinstance(bad, dict):
+            odd.write_text(json.dumps(bad))
+            bad = odd
         with pytest.raises(SystemExit):
             driver.main([*argv, "--keep-rows", str(bad)])
         assert "--keep-rows: " in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        driver.main(["--prep", str(data), "--out", str(out), "--train-only", "--keep-rows",
+                     str(earlier)])
+    assert "not of --train-only" in capsys.readouterr().err
 
 
 def test_from_scratch_end_to_end(tmp_path, shared_data):

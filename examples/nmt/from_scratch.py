@@ -180,9 +180,14 @@ def significance(args, rows):
         return read_lines(data / "ref" / f"test.{prep_info(data)['tgt']}")
 
     return nmt_table.significance(
-        rows, BASELINES, lambda r: (r["dropout"], r["source_reversal"], r["seed"]),
+        rows, BASELINES, peer,
         lambda r, beam: read_lines(args.out / r["name"] / f"test-beam{beam}.txt"),
         references, DECODES)
+
+
+def peer(row):
+    """What a row shares with the baselines it is tested against."""
+    return (row["dropout"], row["source_reversal"], row["seed"])
 
 
 def group_label(row):
@@ -212,8 +217,7 @@ def summarise(args):
     ``--keep-rows`` keeps)."""
     rows = significance(args, [read_record(args, run) for run in finished_runs(args.out)])
     if args.keep_rows is not None:
-        rows = sorted(rows + nmt_table.kept_rows(args.keep_rows, [r["name"] for r in rows]),
-                      key=table_order)
+        rows = sorted(rows + nmt_table.kept_rows(args.keep_rows, rows, peer), key=table_order)
     if not rows:
         print(f"no finished run under {args.out}")
         return {"runs": []}
@@ -265,19 +269,27 @@ def parse(argv=None):
     p.add_argument("--keep-rows", type=Path,
                    help="an earlier summary.json: its rows of runs no longer under OUT stay in "
                    "the table as recorded (a run under OUT replaces its row; a kept row is no "
-                   "baseline of a new row's paired test: its outputs are gone)")
+                   "baseline of a new row's paired test, its outputs being gone, and loses its "
+                   "p-values against a baseline run that is under OUT again)")
     nmt_table.add_run_options(p)
     args = p.parse_args(argv)
     args.prep, args.out = args.prep.resolve(), args.out.resolve()
     if args.keep_rows is not None:
+        if args.train_only:
+            p.error("--keep-rows: an option of the table, not of --train-only")
         try:
-            nmt_table.kept_rows(args.keep_rows, [])
+            kept = nmt_table.kept_rows(args.keep_rows, [], peer)
+            unknown = sorted({row["method"] for row in kept} - set(METHODS))
+            if unknown:
+                p.error(f"--keep-rows: methods {', '.join(unknown)} are not this table's")
+            for row in kept:  # the keys the table reads
+                table_order(row)
+                group_label(row)
         except ValueError as error:
             p.error(f"--keep-rows: {error}")
-    if args.cap_minutes <= 0 or args.patience < 1 or args.jobs < 1:
-        p.error("--cap-minutes must be > 0, --patience and --jobs >= 1")
-    if any(d < 0 or d >= 1 for d in args.dropout):
-        p.error("--dropout: values in [0, 1)")
+        except (KeyError, TypeError) as error:
+            p.error(f"--keep-rows: {args.keep_rows}: not a summary.json of this table "
+                    f"({error!r})")
     return args
 
 

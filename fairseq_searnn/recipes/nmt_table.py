@@ -83,15 +83,36 @@ def significance(rows: List[Dict], baselines: Sequence[Baseline], peer: Callable
     return rows
 
 
-def kept_rows(summary, present: Sequence[str]) -> List[Dict]:
-    """The rows of an earlier ``summary.json`` whose run is not among the ``present`` names
+SAME_RUN = ("test", "updates", "train_wall_s", "commits")  # a row's run, not trained again
+
+
+def kept_rows(summary, present: Sequence[Dict], peer: Callable) -> List[Dict]:
+    """The rows of an earlier ``summary.json`` whose run is not among the ``present`` rows
     (runs whose directory is gone), as recorded: scores, p-values, diagnosis. Their outputs
-    are gone with the run, so they are never a baseline of a new row's paired test."""
+    are gone with the run, so they are never a baseline of a new row's paired test. A recorded
+    p-value is dropped when its baseline run (the baseline method at the row's ``peer``) is
+    present but was trained again (its :data:`SAME_RUN` values differ from the recorded
+    ones): it tested the earlier run."""
+    def by_run(rows):
+        return {(row["method"], peer(row)): row for row in rows}
+
     try:
         runs = json.loads(Path(summary).read_text())["runs"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{summary}: not a summary.json ({error})") from None
-    return [row for row in runs if row["name"] not in set(present)]
+        names = {row["name"] for row in present}
+        before, now = by_run(runs), by_run(present)
+        kept = [dict(row) for row in runs if row["name"] not in names]
+        for row in kept:
+            row["p"] = {base: test for base, test in row.get("p", {}).items()
+                        if not _trained_again(before.get((base, peer(row))),
+                                              now.get((base, peer(row))))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{summary}: not a summary.json of this table ({error!r})") from None
+    return kept
+
+
+def _trained_again(before: Optional[Dict], now: Optional[Dict]) -> bool:
+    return now is not None and (before is None or any(
+        json.dumps(before.get(k)) != json.dumps(now.get(k)) for k in SAME_RUN))
 
 
 def paired(row: Dict, references: Sequence[str], baseline: Callable, system: Callable,
