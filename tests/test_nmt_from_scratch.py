@@ -194,6 +194,18 @@ def test_which_runs_train_and_with_what(tmp_path, monkeypatch, capsys):
     assert len(attempts(run)) == 4
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--cap-minutes", "0"], "--cap-minutes must be > 0"),
+    (["--patience", "0"], "--patience and --jobs >= 1"),
+    (["--jobs", "0"], "--patience and --jobs >= 1"),
+    (["--dropout", "0.3", "1"], "--dropout: values in [0, 1)")])
+def test_bad_options_fail_at_start_up(tmp_path, capsys, extra, message):
+    driver = _driver()
+    with pytest.raises(SystemExit):
+        driver.parse(["--prep", str(tmp_path), "--out", str(tmp_path / "out"), *extra])
+    assert message in capsys.readouterr().err
+
+
 def _finished_run(driver, out, data, method, seed, bleu, hyps, dropout=0.3, stop="patience"):
     """A run directory as training, scoring and timing leave it (without checkpoints)."""
     run = out / driver.run_name(method, dropout, True, seed)

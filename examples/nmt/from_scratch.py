@@ -274,22 +274,20 @@ def parse(argv=None):
     nmt_table.add_run_options(p)
     args = p.parse_args(argv)
     args.prep, args.out = args.prep.resolve(), args.out.resolve()
+    if args.cap_minutes <= 0 or args.patience < 1 or args.jobs < 1:
+        p.error("--cap-minutes must be > 0, --patience and --jobs >= 1")
+    if any(d < 0 or d >= 1 for d in args.dropout):
+        p.error("--dropout: values in [0, 1)")
     if args.keep_rows is not None:
         if args.train_only:
             p.error("--keep-rows: an option of the table, not of --train-only")
-        try:
+        try:  # reads every row's method, dropout, source order and seed
             kept = nmt_table.kept_rows(args.keep_rows, [], peer)
-            unknown = sorted({row["method"] for row in kept} - set(METHODS))
-            if unknown:
-                p.error(f"--keep-rows: methods {', '.join(unknown)} are not this table's")
-            for row in kept:  # the keys the table reads
-                table_order(row)
-                group_label(row)
         except ValueError as error:
             p.error(f"--keep-rows: {error}")
-        except (KeyError, TypeError) as error:
-            p.error(f"--keep-rows: {args.keep_rows}: not a summary.json of this table "
-                    f"({error!r})")
+        unknown = sorted({row["method"] for row in kept} - set(METHODS))
+        if unknown:
+            p.error(f"--keep-rows: methods {', '.join(unknown)} are not this table's")
     return args
 
 
