@@ -115,3 +115,28 @@ def test_a_run_stopped_on_patience_goes_on_without_it(data_bin, tmp_path):
     assert _last_update(save) == 4
     helpers.run_training(_patience_argv(data_bin, save, 9, "searnn_translation", patience=-1))
     assert _last_update(save) == 9
+
+
+def _weights(save_dir):
+    return torch.load(save_dir / "checkpoint_last.pt", map_location="cpu")["model"]
+
+
+@pytest.mark.parametrize("task", ["searnn_translation", "translation"])
+def test_resume_at_an_epoch_end_trains_on_the_same_batches(data_bin, tmp_path, task):
+    """Three epochs (dropout, validation every epoch, a fixed step) against two epochs and a
+    resume for the third. fairseq 0.12 builds a resumed run's batches from a permutation seeded
+    by the epoch it resumes at, so its third epoch groups other sentences; the plugin's tasks
+    build them as the uninterrupted run did and end on the same weights, bit for bit."""
+
+    def argv(save_dir, epochs):
+        return helpers.train_argv(data_bin, "lstm", "cross_entropy", [
+            "--dropout", "0.3", "--lr-scheduler", "fixed", "--batch-size", "16",
+            "--max-epoch", str(epochs), "--save-dir", str(save_dir), "--no-epoch-checkpoints"],
+            task=task)
+
+    helpers.run_training(argv(tmp_path / "full", 3))
+    helpers.run_training(argv(tmp_path / "split", 2))
+    helpers.run_training(argv(tmp_path / "split", 3))
+    full, split = _weights(tmp_path / "full"), _weights(tmp_path / "split")
+    same = all(torch.equal(full[name], split[name]) for name in full)
+    assert same == (task == "searnn_translation")

@@ -7,9 +7,12 @@ fairseq's cumulative training time, saved in the checkpoints, so a cap holds acr
 A run's :func:`status`: ``new`` (never launched), ``interrupted`` (its last attempt did not
 end: killed, or failed), ``capped`` (stopped by a cap lower than the one now asked: it goes on
 to the new cap), ``early`` (stopped on patience where no early stopping is now asked: it goes
-on to the cap) or ``finished``. fairseq keeps its early-stopping count in memory only; the
-plugin's tasks save it in the checkpoints (:mod:`fairseq_searnn.tasks._patience`), so a resumed
-attempt stops on the same validation as an uninterrupted run would.
+on to the cap) or ``finished``. fairseq keeps its early-stopping count in memory only and
+regroups a resumed run's batches; the plugin's tasks save the count in the checkpoints
+(:mod:`fairseq_searnn.tasks._patience`) and keep the batches
+(:mod:`fairseq_searnn.tasks._batches`), so a resumed attempt trains and stops as an
+uninterrupted run would, except for a ``reduce_lr_on_plateau`` step due at the end of the
+epoch it resumes from, which fairseq skips.
 """
 
 import json

@@ -30,6 +30,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq_searnn import validation
 from fairseq_searnn.data import ocr
 from fairseq_searnn.search import greedy_decode
+from fairseq_searnn.tasks._batches import FirstEpochBatches
 from fairseq_searnn.tasks._patience import PatienceState
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def letter_dictionary() -> Dictionary:
 
 
 @register_task("ocr", dataclass=OcrConfig)
-class OcrTask(PatienceState, FairseqTask):
+class OcrTask(PatienceState, FirstEpochBatches, FairseqTask):
     """Taskar et al.'s OCR words: float pixel sources, letter targets."""
 
     feature_dim = ocr.PIXELS  # source vector size, read by the ``ocr_gru`` model

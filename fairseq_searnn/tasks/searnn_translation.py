@@ -26,6 +26,7 @@ from fairseq_searnn import validation
 from fairseq_searnn.schedules import Schedulable
 from fairseq_searnn.search import precision
 from fairseq_searnn.tasks import searnn_translation_config as config
+from fairseq_searnn.tasks._batches import FirstEpochBatches
 from fairseq_searnn.tasks._patience import PatienceState
 from fairseq_searnn.tasks._root import root_option
 from fairseq_searnn.tasks.searnn_translation_config import SearnnTranslationConfig
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 @register_task("searnn_translation", dataclass=SearnnTranslationConfig)
-class SearnnTranslationTask(PatienceState, TranslationTask):
+class SearnnTranslationTask(PatienceState, FirstEpochBatches, TranslationTask):
     """Translation with SeaRNN validation metrics, schedules and warm start."""
 
     cfg: SearnnTranslationConfig
