@@ -1,6 +1,7 @@
 """Stopping mid-epoch and resuming from checkpoint_last logs the same losses as an
-uninterrupted run (random draws, schedules and data order all derive from saved counters), and
-stops on ``--patience`` at the same validation."""
+uninterrupted run (random draws, schedules and data order all derive from saved counters); a
+run stopped at an epoch end and resumed ends on the same weights (the tasks keep its batches);
+both stop on ``--patience`` at the same validation."""
 
 import logging
 
