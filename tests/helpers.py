@@ -106,6 +106,13 @@ def train_argv(data_dir, arch="lstm", criterion="cross_entropy", extra=(), task=
     ]
 
 
+def ocr_train_argv(letter_data, criterion="cross_entropy", extra=()):
+    """Command-line arguments of a small ``ocr`` task run on the letter file ``letter_data``."""
+    return ["--user-dir", USER_DIR, "--task", "ocr", "--ocr-data", str(letter_data),
+            "--arch", "ocr_gru", "--criterion", criterion, "--optimizer", "sgd",
+            "--lr", "0.5", "--cpu", *extra]
+
+
 def parse_cfg(argv):
     """Run ``argv`` through fairseq's training parser and return the omegaconf config."""
     from fairseq import options

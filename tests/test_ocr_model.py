@@ -20,9 +20,8 @@ def toy_file(tmp_path_factory):
 def _build(path, criterion="cross_entropy", extra=()):
     from fairseq import tasks
 
-    argv = ["--user-dir", helpers.USER_DIR, "--task", "ocr", "--ocr-data", str(path),
-            "--arch", "ocr_gru", "--ocr-hidden-size", "12", "--ocr-embed-dim", "6",
-            "--criterion", criterion, "--optimizer", "sgd", "--lr", "0.5", "--cpu", *extra]
+    argv = helpers.ocr_train_argv(path, criterion, ["--ocr-hidden-size", "12",
+                                                    "--ocr-embed-dim", "6", *extra])
     cfg = helpers.parse_cfg(argv)
     torch.manual_seed(1)
     task = tasks.setup_task(cfg.task)

@@ -23,9 +23,7 @@ def _iterator(name, data_bin, letter_data, epoch, extra=(), seed=1):
     fairseq's trainer passes: ``--seed``, plus the epoch under
     ``--update-ordered-indices-seed``)."""
     if name == "ocr":
-        argv = ["--user-dir", helpers.USER_DIR, "--task", "ocr", "--ocr-data", str(letter_data),
-                "--arch", "ocr_gru", "--criterion", "cross_entropy", "--optimizer", "sgd",
-                "--lr", "0.5", "--cpu", *extra]
+        argv = helpers.ocr_train_argv(letter_data, extra=extra)
     else:
         argv = helpers.train_argv(data_bin, extra=list(extra), task=name)
     task = tasks.setup_task(helpers.parse_cfg(argv).task)

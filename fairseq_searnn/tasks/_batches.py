@@ -28,8 +28,6 @@ class FirstEpochBatches:
         epoch = kwargs.get("epoch", 1)
         reusable = (not kwargs.get("disable_iterator_cache", False)
                     and not kwargs.get("update_epoch_batch_itr", False)
-                    # a guard: no option of the plugin's tasks rebuilds batches every epoch
-                    and not getattr(self.cfg, "rebuild_batches", False)
                     and self.can_reuse_epoch_itr(dataset))
         if epoch <= 1 or not reusable or dataset in self.dataset_to_epoch_iter:
             return super().get_batch_iterator(dataset, **kwargs)
