@@ -41,6 +41,7 @@ setup(
             "fairseq-searnn-user-dir = fairseq_searnn.cli:print_user_dir",
             "fairseq-searnn-demo = fairseq_searnn.demo:main",
             "fairseq-searnn-diagnose = fairseq_searnn.diagnose.cli:main",
+            "fairseq-searnn-replay-plateau = fairseq_searnn.recipes.plateau:main",
         ],
     },
 )

@@ -12,6 +12,8 @@ import it like any user: ``from fairseq_searnn import recipes``.
   validation lines and stop reasons, mean ± std, learning curves).
 - :mod:`~fairseq_searnn.recipes.resumable`: runs made of attempts that continue from their last
   checkpoint (status, attempt logs, cumulative training time).
+- :mod:`~fairseq_searnn.recipes.plateau`: the end-of-epoch plateau step a resumed fairseq run
+  misses, replayed into its checkpoint (:func:`~fairseq_searnn.recipes.plateau.replay`).
 - :mod:`~fairseq_searnn.recipes.nmt_runs`: the Multi30k drivers' pieces (``train.sh``'s
   environment, cached test scores, paired bootstrap resampling, diagnosis, precision).
 - :mod:`~fairseq_searnn.recipes.nmt_table`: the report of their finished runs (rows, paired
@@ -19,7 +21,7 @@ import it like any user: ``from fairseq_searnn import recipes``.
 - :mod:`~fairseq_searnn.recipes.bench`: the benchmarks' models, synthetic batches and timers.
 """
 
-from fairseq_searnn.recipes import bench, nmt_runs, nmt_table, replication, resumable
+from fairseq_searnn.recipes import bench, nmt_runs, nmt_table, plateau, replication, resumable
 from fairseq_searnn.recipes.commands import (
     generate_in_process,
     run_logged,
@@ -36,6 +38,6 @@ from fairseq_searnn.recipes.generate_output import (
 
 __all__ = [
     "LOSSES", "METHODS", "bench", "criterion_args", "generate_hypotheses",
-    "generate_in_process", "generate_pairs", "nmt_runs", "nmt_table", "read_generate",
+    "generate_in_process", "generate_pairs", "nmt_runs", "nmt_table", "plateau", "read_generate",
     "replication", "resumable", "run_logged", "run_output", "tool", "train_config",
 ]

@@ -11,8 +11,9 @@ on to the cap) or ``finished``. fairseq keeps its early-stopping count in memory
 regroups a resumed run's batches; the plugin's tasks save the count in the checkpoints
 (:mod:`fairseq_searnn.tasks._patience`) and keep the batches
 (:mod:`fairseq_searnn.tasks._batches`), so a resumed attempt trains and stops as an
-uninterrupted run would, except for a ``reduce_lr_on_plateau`` step due at the end of the
-epoch it resumes from, which fairseq skips.
+uninterrupted run would. fairseq also skips the ``reduce_lr_on_plateau`` step due at the end of
+the epoch a run resumes from: :func:`launch` replays it into ``checkpoint_last.pt`` first
+(:mod:`fairseq_searnn.recipes.plateau`).
 """
 
 import json
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from fairseq_searnn.recipes import plateau
 from fairseq_searnn.recipes.commands import run_logged
 from fairseq_searnn.recipes.replication import CAP_REACHED, stop_reason, valid_curve
 
@@ -95,8 +97,10 @@ def launch(run_dir, cmd: Sequence, env: Dict[str, str], cap_minutes: float,
     """One attempt of a run: ``cmd`` (whose ``--stop-time-hours`` is ``cap_minutes``) with its
     output appended to ``train.log`` after a header; ``run.json`` records the attempt
     (``cap_minutes``, start time and ``info``, e.g. the commit) first. The run's files named
-    in ``stale`` (scores and reports of an earlier best checkpoint) are removed. Returns the
-    wall time; RuntimeError when fairseq-train fails (the run is then ``interrupted``)."""
+    in ``stale`` (scores and reports of an earlier best checkpoint) are removed. A plateau
+    step the run's ``checkpoint_last.pt`` misses is replayed into it (:func:`plateau.replay`)
+    and recorded with the attempt. Returns the wall time; RuntimeError when fairseq-train
+    fails (the run is then ``interrupted``)."""
     import shutil
 
     run_dir = Path(run_dir)
@@ -107,6 +111,10 @@ def launch(run_dir, cmd: Sequence, env: Dict[str, str], cap_minutes: float,
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    resume = run_dir / "checkpoint_last.pt"
+    steps = plateau.replay(resume)[0] if resume.exists() else None
+    if steps is not None:
+        info = {**info, "plateau_step_replayed": f"lr {steps[0]:g} -> {steps[1]:g}"}
     record = load(run_dir)
     number = len(record.get("attempts", [])) + 1
     attempt = {"cap_minutes": cap_minutes, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
