@@ -2,6 +2,7 @@
 the checkpoint (:mod:`fairseq_searnn.recipes.plateau`): the resumed run ends on the weights of
 the run that was never stopped."""
 
+import pytest
 import torch
 
 import helpers
@@ -30,26 +31,35 @@ def _lr(state):
     return state["last_optimizer_state"]["param_groups"][0]["lr"]
 
 
-def test_a_replayed_resume_is_the_uninterrupted_run(data_bin, tmp_path):
-    """Three epochs (the step 0.005, halved after epoch 2) against two epochs and a resume for
-    the third. Without the replay the third epoch trains at 0.005 and ends on
-    other weights; with it, at 0.0025, on the same weights bit for bit, with the same step
-    and scheduler state after the epoch."""
-    helpers.run_training(_argv(data_bin, tmp_path / "full", 3))
+@pytest.mark.parametrize("split_after,maximize,steps", [
+    (2, False, (0.005, 0.0025)),  # a bad epoch: its halving is replayed
+    (1, True, (0.005, 0.005)),  # a new best (maximised): no halving, the scheduler's best set
+])
+def test_a_replayed_resume_is_the_uninterrupted_run(data_bin, tmp_path, split_after, maximize,
+                                                     steps):
+    """Three epochs (the step 0.005, halved after epoch 2) against ``split_after`` epochs and
+    a resume for the rest. Split after epoch 2, the resumed run without the replay trains
+    epoch 3 at 0.005; split after epoch 1, it compares epoch 2 with the scheduler's initial
+    best instead of epoch 1's and does not halve. Either way it ends on other weights; with
+    the replay, on the same weights bit for bit, with the same step and scheduler state, and
+    fairseq's next checkpoint drops the replay's mark."""
+    extra = ["--maximize-best-checkpoint-metric"] if maximize else []
+    helpers.run_training(_argv(data_bin, tmp_path / "full", 3, *extra))
     full = _state(tmp_path / "full")
     for replayed in (False, True):
         split = tmp_path / f"split-{replayed}"
-        helpers.run_training(_argv(data_bin, split, 2))
+        helpers.run_training(_argv(data_bin, split, split_after, *extra))
         assert _lr(_state(split)) == 0.005  # written before fairseq's end-of-epoch step
         if replayed:
-            assert plateau.replay(split / "checkpoint_last.pt") == ((0.005, 0.0025), "")
-            assert _lr(_state(split)) == 0.0025
-        helpers.run_training(_argv(data_bin, split, 3))
+            assert plateau.replay(split / "checkpoint_last.pt") == (steps, "")
+            assert _lr(_state(split)) == steps[1]
+        helpers.run_training(_argv(data_bin, split, 3, *extra))
         resumed = _state(split)
         assert _same_weights(full, resumed) == replayed
     assert (resumed["optimizer_history"][-1]["lr_scheduler_state"]
             == full["optimizer_history"][-1]["lr_scheduler_state"])
     assert _lr(resumed) == _lr(full) == 0.0025  # epoch 3's own step is after its checkpoint
+    assert plateau.MARK not in resumed["extra_state"]
 
 
 def test_replay_once_and_only_at_an_epoch_end(data_bin, tmp_path):
@@ -89,7 +99,7 @@ def test_main_prints_what_it_did(data_bin, tmp_path, capsys):
 def test_an_attempt_replays_the_step_before_it_resumes(data_bin, tmp_path):
     """:func:`resumable.launch` replays the missing step into the run's
     ``checkpoint_last.pt`` before the attempt, and records it with the attempt; a later
-    attempt from the same file replays nothing."""
+    attempt from the same file replays nothing; a file it cannot read does not stop it."""
     from fairseq_searnn.recipes import resumable
 
     run = tmp_path / "run"
@@ -101,3 +111,8 @@ def test_an_attempt_replays_the_step_before_it_resumes(data_bin, tmp_path):
     assert first["plateau_step_replayed"] == "lr 0.005 -> 0.0025"
     assert "plateau_step_replayed" not in second
     assert _lr(_state(run)) == 0.0025
+    # a file it cannot read (a kill during fairseq's copy): recorded, the attempt runs anyway
+    (run / "checkpoint_last.pt").write_bytes(b"not a checkpoint")
+    resumable.launch(run, command, {"PATH": "/usr/bin:/bin"}, 60)
+    assert "plateau_replay_failed" in resumable.load(run)["attempts"][-1]
+    assert not list(run.glob("*.replay"))

@@ -33,33 +33,35 @@ def pending(state) -> Optional[str]:
     warm-up, and not replayed yet)."""
     extra = state.get("extra_state") or {}
     itr = extra.get("train_iterator") or {}
-    scheduler = state["cfg"]["lr_scheduler"]
+    scheduler = (state.get("cfg") or {}).get("lr_scheduler") or {}
+    history = (state.get("optimizer_history") or [{}])[-1]
     if scheduler.get("_name") != SCHEDULER:
         return f"the scheduler is {scheduler.get('_name')}, not {SCHEDULER}"
     if extra.get(MARK):
         return "replayed already"
-    if not state.get("last_optimizer_state"):
-        return "no optimizer state in the checkpoint"
+    if not (state.get("last_optimizer_state") or {}).get("param_groups"):
+        return "no optimizer state with param_groups in the checkpoint"
+    if "lr_scheduler_state" not in history:
+        return "no scheduler state in the checkpoint"
     if extra.get("val_loss") is None:
         return "no validation in the checkpoint"
     if itr.get("version", 1) < 2 or itr.get("iterations_in_epoch", 1) != 0:
         return "written during an epoch (fairseq steps the scheduler at epoch ends only)"
-    if 0 < scheduler["warmup_updates"] >= state["optimizer_history"][-1]["num_updates"]:
+    if 0 < scheduler.get("warmup_updates", 0) >= history.get("num_updates", 0):
         return "written during the warm-up (fairseq does not step the scheduler then)"
     return None
 
 
 def step(state) -> Tuple[float, float]:
-    """Apply the end-of-epoch plateau step to a loaded checkpoint ``state`` in place; returns
-    the step size before and after."""
+    """Apply the end-of-epoch plateau step to a loaded checkpoint ``state`` that has one
+    pending (:func:`pending`) in place; returns the step size (of the first parameter group)
+    before and after."""
     cfg, history = state["cfg"], state["optimizer_history"][-1]
-    groups = state["last_optimizer_state"].get("param_groups")
-    if not groups:
-        raise ValueError("the checkpoint's optimizer state has no param_groups (a wrapped "
-                         "optimizer: --fp16 / --bf16 / --memory-efficient-*) to set the step in")
+    groups = state["last_optimizer_state"]["param_groups"]
     before = groups[0]["lr"]
     sched_cfg = cfg["lr_scheduler"]
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=before)
+    optimizer = torch.optim.SGD([{"params": [torch.zeros(1, requires_grad=True)],
+                                  "lr": group["lr"]} for group in groups])
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, patience=sched_cfg["lr_patience"], factor=sched_cfg["lr_shrink"],
         threshold=sched_cfg["lr_threshold"],
@@ -68,9 +70,9 @@ def step(state) -> Tuple[float, float]:
     plateau.best = saved["best"]
     plateau.last_epoch = saved.get("last_epoch", plateau.last_epoch)
     plateau.step(float(state["extra_state"]["val_loss"]))
-    after = optimizer.param_groups[0]["lr"]
-    for group in groups:
-        group["lr"] = after
+    for group, stepped in zip(groups, optimizer.param_groups):
+        group["lr"] = stepped["lr"]
+    after = groups[0]["lr"]
     history["lr_scheduler_state"] = {**saved, "best": plateau.best,
                                      "last_epoch": plateau.last_epoch}
     state["extra_state"][MARK] = True
@@ -88,15 +90,19 @@ def replay(checkpoint) -> Tuple[Optional[Tuple[float, float]], str]:
         return None, reason
     steps = step(state)
     partial = path.with_name(path.name + ".replay")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    try:
+        torch.save(state, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return steps, ""
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="the checkpoint a run resumes from "
-                        "(checkpoint_last.pt)")
+                        "(checkpoint_last.pt); loaded with pickle, as fairseq does: only "
+                        "files you trust")
     args = parser.parse_args(argv)
     steps, reason = replay(args.checkpoint)
     if steps is None:

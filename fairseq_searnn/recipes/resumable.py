@@ -99,8 +99,9 @@ def launch(run_dir, cmd: Sequence, env: Dict[str, str], cap_minutes: float,
     (``cap_minutes``, start time and ``info``, e.g. the commit) first. The run's files named
     in ``stale`` (scores and reports of an earlier best checkpoint) are removed. A plateau
     step the run's ``checkpoint_last.pt`` misses is replayed into it (:func:`plateau.replay`)
-    and recorded with the attempt. Returns the wall time; RuntimeError when fairseq-train
-    fails (the run is then ``interrupted``)."""
+    and recorded with the attempt (as is a file it cannot read; the attempt runs anyway).
+    Returns the wall time; RuntimeError when fairseq-train fails (the run is then
+    ``interrupted``)."""
     import shutil
 
     run_dir = Path(run_dir)
@@ -112,9 +113,14 @@ def launch(run_dir, cmd: Sequence, env: Dict[str, str], cap_minutes: float,
         elif path.exists():
             path.unlink()
     resume = run_dir / "checkpoint_last.pt"
-    steps = plateau.replay(resume)[0] if resume.exists() else None
-    if steps is not None:
-        info = {**info, "plateau_step_replayed": f"lr {steps[0]:g} -> {steps[1]:g}"}
+    if resume.exists():
+        try:
+            steps = plateau.replay(resume)[0]
+        except Exception as error:  # an unreadable file: fairseq-train reports it itself
+            info = {**info, "plateau_replay_failed": repr(error)}
+        else:
+            if steps is not None:
+                info = {**info, "plateau_step_replayed": f"lr {steps[0]:g} -> {steps[1]:g}"}
     record = load(run_dir)
     number = len(record.get("attempts", [])) + 1
     attempt = {"cap_minutes": cap_minutes, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
