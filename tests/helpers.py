@@ -113,6 +113,17 @@ def ocr_train_argv(letter_data, criterion="cross_entropy", extra=()):
             "--lr", "0.5", "--cpu", *extra]
 
 
+def last_checkpoint(save_dir):
+    """The state of ``save_dir/checkpoint_last.pt``, loaded as fairseq-train resumes it."""
+    return torch.load(Path(save_dir) / "checkpoint_last.pt", map_location="cpu",
+                      weights_only=False)
+
+
+def same_weights(a, b) -> bool:
+    """Whether two checkpoint states hold the same model weights, bit for bit."""
+    return all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+
+
 def parse_cfg(argv):
     """Run ``argv`` through fairseq's training parser and return the omegaconf config."""
     from fairseq import options

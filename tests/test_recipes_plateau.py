@@ -3,7 +3,6 @@ the checkpoint (:mod:`fairseq_searnn.recipes.plateau`): the resumed run ends on 
 the run that was never stopped."""
 
 import pytest
-import torch
 
 import helpers
 from fairseq_searnn.recipes import plateau
@@ -17,14 +16,6 @@ def _argv(data_bin, save_dir, epochs, *extra):
         "--dropout", "0.3", "--lr-scheduler", "reduce_lr_on_plateau", "--lr-shrink", "0.5",
         "--lr-threshold", "0.99", "--batch-size", "16", "--max-epoch", str(epochs),
         "--save-dir", str(save_dir), "--no-epoch-checkpoints", *extra], task="searnn_translation")
-
-
-def _state(save_dir):
-    return torch.load(save_dir / "checkpoint_last.pt", map_location="cpu", weights_only=False)
-
-
-def _same_weights(a, b):
-    return all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
 
 
 def _lr(state):
@@ -45,17 +36,18 @@ def test_a_replayed_resume_is_the_uninterrupted_run(data_bin, tmp_path, split_af
     fairseq's next checkpoint drops the replay's mark."""
     extra = ["--maximize-best-checkpoint-metric"] if maximize else []
     helpers.run_training(_argv(data_bin, tmp_path / "full", 3, *extra))
-    full = _state(tmp_path / "full")
+    full = helpers.last_checkpoint(tmp_path / "full")
     for replayed in (False, True):
         split = tmp_path / f"split-{replayed}"
         helpers.run_training(_argv(data_bin, split, split_after, *extra))
-        assert _lr(_state(split)) == 0.005  # written before fairseq's end-of-epoch step
+        # written before fairseq's end-of-epoch step
+        assert _lr(helpers.last_checkpoint(split)) == 0.005
         if replayed:
             assert plateau.replay(split / "checkpoint_last.pt") == (steps, "")
-            assert _lr(_state(split)) == steps[1]
+            assert _lr(helpers.last_checkpoint(split)) == steps[1]
         helpers.run_training(_argv(data_bin, split, 3, *extra))
-        resumed = _state(split)
-        assert _same_weights(full, resumed) == replayed
+        resumed = helpers.last_checkpoint(split)
+        assert helpers.same_weights(full, resumed) == replayed
     assert (resumed["optimizer_history"][-1]["lr_scheduler_state"]
             == full["optimizer_history"][-1]["lr_scheduler_state"])
     assert _lr(resumed) == _lr(full) == 0.0025  # epoch 3's own step is after its checkpoint
@@ -70,7 +62,7 @@ def test_replay_once_and_only_at_an_epoch_end(data_bin, tmp_path):
     helpers.run_training(_argv(data_bin, save, 2))
     assert plateau.replay(save / "checkpoint_last.pt")[0] == (0.005, 0.0025)
     assert plateau.replay(save / "checkpoint_last.pt") == (None, "replayed already")
-    assert _lr(_state(save)) == 0.0025
+    assert _lr(helpers.last_checkpoint(save)) == 0.0025
 
     during = tmp_path / "during"
     helpers.run_training(_argv(data_bin, during, 2, "--max-update", "3"))
@@ -80,10 +72,11 @@ def test_replay_once_and_only_at_an_epoch_end(data_bin, tmp_path):
     fixed = tmp_path / "fixed"
     helpers.run_training(helpers.train_argv(data_bin, "lstm", "cross_entropy", [
         "--max-epoch", "1", "--save-dir", str(fixed), "--lr-scheduler", "fixed"]))
-    before = _state(fixed)
+    before = helpers.last_checkpoint(fixed)
     assert plateau.replay(fixed / "checkpoint_last.pt") == (
         None, f"the scheduler is fixed, not {plateau.SCHEDULER}")
-    assert _same_weights(before, _state(fixed)) and _lr(before) == _lr(_state(fixed))
+    after = helpers.last_checkpoint(fixed)
+    assert helpers.same_weights(before, after) and _lr(before) == _lr(after)
 
 
 def test_main_prints_what_it_did(data_bin, tmp_path, capsys):
@@ -110,7 +103,7 @@ def test_an_attempt_replays_the_step_before_it_resumes(data_bin, tmp_path):
     first, second = resumable.load(run)["attempts"]
     assert first["plateau_step_replayed"] == "lr 0.005 -> 0.0025"
     assert "plateau_step_replayed" not in second
-    assert _lr(_state(run)) == 0.0025
+    assert _lr(helpers.last_checkpoint(run)) == 0.0025
     # a file it cannot read (a kill during fairseq's copy): recorded, the attempt runs anyway
     (run / "checkpoint_last.pt").write_bytes(b"not a checkpoint")
     resumable.launch(run, command, {"PATH": "/usr/bin:/bin"}, 60)

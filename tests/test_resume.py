@@ -6,7 +6,6 @@ both stop on ``--patience`` at the same validation."""
 import logging
 
 import pytest
-import torch
 
 import helpers
 
@@ -74,8 +73,7 @@ def test_resume_mid_epoch_equals_uninterrupted(data_bin, tmp_path, name):
 
 
 def _last_update(save_dir):
-    state = torch.load(save_dir / "checkpoint_last.pt", map_location="cpu")
-    return state["optimizer_history"][-1]["num_updates"]
+    return helpers.last_checkpoint(save_dir)["optimizer_history"][-1]["num_updates"]
 
 
 def _patience_argv(data_bin, save_dir, updates, task, patience=3):
@@ -118,10 +116,6 @@ def test_a_run_stopped_on_patience_goes_on_without_it(data_bin, tmp_path):
     assert _last_update(save) == 9
 
 
-def _weights(save_dir):
-    return torch.load(save_dir / "checkpoint_last.pt", map_location="cpu")["model"]
-
-
 @pytest.mark.parametrize("task", ["searnn_translation", "translation"])
 def test_resume_at_an_epoch_end_trains_on_the_same_batches(data_bin, tmp_path, task):
     """Three epochs (dropout, validation every epoch, a fixed step) against two epochs and a
@@ -138,6 +132,6 @@ def test_resume_at_an_epoch_end_trains_on_the_same_batches(data_bin, tmp_path, t
     helpers.run_training(argv(tmp_path / "full", 3))
     helpers.run_training(argv(tmp_path / "split", 2))
     helpers.run_training(argv(tmp_path / "split", 3))
-    full, split = _weights(tmp_path / "full"), _weights(tmp_path / "split")
-    same = all(torch.equal(full[name], split[name]) for name in full)
+    same = helpers.same_weights(helpers.last_checkpoint(tmp_path / "full"),
+                                helpers.last_checkpoint(tmp_path / "split"))
     assert same == (task == "searnn_translation")

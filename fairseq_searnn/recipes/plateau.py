@@ -13,7 +13,8 @@ The scheduler's count of bad epochs is not in fairseq's checkpoints: with ``--lr
 (fairseq's default) it is not needed, above it a resumed run counts afresh, replay or not.
 
 Before resuming by hand: ``fairseq-searnn-replay-plateau SAVE_DIR/checkpoint_last.pt`` (the
-drivers under ``examples/`` do it through :func:`fairseq_searnn.recipes.resumable.launch`).
+NMT drivers under ``examples/nmt/`` do it through
+:func:`fairseq_searnn.recipes.resumable.launch`).
 """
 
 import argparse
