@@ -87,6 +87,9 @@ def test_main_prints_what_it_did(data_bin, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("plateau step replayed, lr 0.005 -> 0.0025")
     assert out[1].endswith("nothing to replay (replayed already)")
+    with pytest.raises(SystemExit):  # a clear error naming the argument, not a traceback
+        plateau.main([str(save / "missing.pt")])
+    assert "checkpoint: no file" in capsys.readouterr().err
 
 
 def test_an_attempt_replays_the_step_before_it_resumes(data_bin, tmp_path):

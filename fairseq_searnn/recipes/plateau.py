@@ -105,6 +105,8 @@ def main(argv=None):
                         "(checkpoint_last.pt); loaded with pickle, as fairseq does: only "
                         "files you trust")
     args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        parser.error(f"checkpoint: no file {args.checkpoint}")
     steps, reason = replay(args.checkpoint)
     if steps is None:
         print(f"{args.checkpoint}: nothing to replay ({reason})")
