@@ -1,10 +1,13 @@
 """The settings of a Multi30k table at equal training time, seed by seed, from its
 ``summary.json`` (``examples/nmt/finetune.py`` or ``from_scratch.py``): for each seed, every
-setting's best validation BLEU within the shortest training time among that seed's runs.
-A setting is a run's name without its ``-seedN`` (``refout``; ``mle-d0.3-fwd``).
+setting's best validation BLEU within the shortest training time among that seed's runs
+(``--at updates``: within the fewest updates). A setting is a run's name without its
+``-seedN`` (``refout``; ``mle-d0.3-fwd``).
 
     python analysis/equal_time.py docs/results/finetune/summary.json \\
         --methods control refout risk --baseline control
+    python analysis/equal_time.py docs/results/m30k-scratch/summary.json \\
+        --methods mle-d0.3-fwd searnn-d0.3-fwd --baseline mle-d0.3-fwd --at updates
 """
 
 import argparse
@@ -26,6 +29,9 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", required=True,
                    help="two or more settings: run names without their -seedN")
     p.add_argument("--baseline", required=True, help="the setting the others are compared with")
+    p.add_argument("--at", choices=("time", "updates"), default="time",
+                   help="compare at the seed's shortest training time (default) or at its "
+                   "fewest updates")
     args = p.parse_args(argv)
     methods = list(dict.fromkeys(args.methods))
     if len(methods) < 2:
@@ -38,7 +44,7 @@ def main(argv=None):
     if missing:
         p.error(f"--methods: no run of {', '.join(missing)} in {args.summary} (settings there: "
                 f"{', '.join(dict.fromkeys(setting(r) for r in runs))})")
-    lines = nmt_table.common_time_table(rows, setting, args.baseline)
+    lines = nmt_table.common_time_table(rows, setting, args.baseline, by=args.at)
     print("\n".join(lines) if lines else "no seed is shared by every setting")
     return lines
 

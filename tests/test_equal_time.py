@@ -24,6 +24,14 @@ def test_equal_time_from_a_summary(tmp_path, capsys):
                          "--baseline", "control"])
     assert "| 1 | 30 | 38.00 (200) | 38.50 (100) |" in lines
     assert "| 1 | 30 | 38.00 (200) | 38.50 (100) |" in capsys.readouterr().out
+    summary.write_text(json.dumps({"runs": [
+        {**_row("control", 1, 30, [[100, 36.0], [200, 38.0]]), "updates": 200},
+        {**_row("refout", 1, 60, [[100, 38.5], [150, 39.0]]), "updates": 150}]}))
+    lines = script.main([str(summary), "--methods", "control", "refout",
+                         "--baseline", "control", "--at", "updates"])
+    assert "| 1 | 150 | 36.00 (100) | 39.00 (150) |" in lines
+    assert "- refout against control at equal updates: +3.00 on average (+3.00)" \
+        in "\n".join(lines)
     with pytest.raises(SystemExit):
         script.main([str(summary), "--methods", "control", "risk", "--baseline", "control"])
     assert "no run of risk" in capsys.readouterr().err

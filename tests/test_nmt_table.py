@@ -125,3 +125,29 @@ def test_a_runs_own_last_validation_is_within_its_training_time():
 def test_best_within_takes_the_first_of_equal_bests():
     row = {"valid_curve": [(100, 38.0), (200, 37.0), (300, 38.0)], "s_per_update": 1.0}
     assert nmt_table.best_within(row, 300) == (38.0, 100)
+
+
+def test_common_updates_table_compares_each_seed_at_its_fewest_updates():
+    """by="updates": a slow run is read at the updates of the seed's shortest run in
+    updates, whatever their times (here the control is 4 x faster a step)."""
+    rows = [{**_timed("control", 1, 30, [(100, 36.0), (200, 38.0), (300, 37.5)]),
+             "updates": 320},
+            {**_timed("searnn", 1, 120, [(100, 37.0), (200, 36.5), (250, 39.0)]),
+             "updates": 250},
+            {**_timed("control", 2, 30, [(100, 35.0)]), "updates": 100},
+            {**_timed("searnn", 2, 60, [(50, 30.0), (150, 36.0)]), "updates": 150}]
+    label = lambda r: r["method"]  # noqa: E731
+    table = "\n".join(nmt_table.common_time_table(rows, label, "control", by="updates"))
+    assert "| seed | common updates | control | searnn |" in table
+    assert "| 1 | 250 | 38.00 (200) | 39.00 (250) |" in table   # control's 300th is out
+    assert "| 2 | 100 | 35.00 (100) | 30.00 (50) |" in table    # searnn's 150th is out
+    assert "- searnn against control at equal updates: -2.00 on average (+1.00, -5.00), " \
+           "higher in 1 and lower in 1 of 2 seeds" in table
+    # by time (the default) seed 1 is read at the control's 30 minutes: searnn, 28.8 s an
+    # update, had not validated yet
+    timed = "\n".join(nmt_table.common_time_table(rows, label, "control"))
+    assert "| 1 | 30 | 38.00 (200) | - |" in timed
+    assert nmt_table.best_by_updates(rows[0], 99) is None
+    assert nmt_table.best_by_updates(rows[0], 300) == (38.0, 200)
+    with pytest.raises(ValueError, match="'time' or 'updates'"):
+        nmt_table.common_time_table(rows, label, "control", by="epochs")

@@ -224,13 +224,35 @@ def best_within(row: Dict, seconds: float) -> Optional[Tuple[float, int]]:
     return max(found, key=lambda pair: pair[0]) if found else None
 
 
-def common_time_table(rows: List[Dict], label: Callable, baseline: str) -> List[str]:
-    """Markdown: the groups of ``label(row)`` at equal training time, seed by seed. For each
-    seed that every group has, the common time is the shortest training time among that
-    seed's runs; each run's cell is its best validation BLEU within it (:func:`best_within`,
-    with its updates). Then each group's mean over those seeds (those where every run had
-    validated by then), its difference from the group ``baseline``, and in how many seeds it is
-    above or below the baseline. One run per seed in a group."""
+def best_by_updates(row: Dict, updates: int) -> Optional[Tuple[float, int]]:
+    """``(BLEU, updates)`` of the best validation of ``row`` within its first ``updates``
+    updates (the first of equal bests), or None."""
+    found = [(v, u) for u, v in row["valid_curve"] if u <= updates]
+    return max(found, key=lambda pair: pair[0]) if found else None
+
+
+# by: (what is equal, its common extent, the common column, a run's extent, best within, cell)
+_AXES = {
+    "time": ("training time", "the common time: the shortest run of the seed",
+             "common time (min)", lambda r: r["train_wall_s"], best_within,
+             lambda x: f"{x / 60:.0f}"),
+    "updates": ("updates", "the common updates: the fewest of the seed's runs",
+                "common updates", lambda r: r["updates"], best_by_updates, str),
+}
+
+
+def common_time_table(rows: List[Dict], label: Callable, baseline: str,
+                      by: str = "time") -> List[str]:
+    """Markdown: the groups of ``label(row)`` at equal training time (``by="time"``) or equal
+    updates (``by="updates"``), seed by seed. For each seed that every group has, the common
+    extent is the shortest training time (the fewest updates) among that seed's runs; each
+    run's cell is its best validation BLEU within it (:func:`best_within` /
+    :func:`best_by_updates`, with its updates). Then each group's mean over those seeds (those
+    where every run had validated by then), its difference from the group ``baseline``, and in
+    how many seeds it is above or below the baseline. One run per seed in a group."""
+    if by not in _AXES:
+        raise ValueError(f"by: 'time' or 'updates', not {by!r}")
+    what, common_is, heading, extent, within, fmt = _AXES[by]
     groups = groups_of(rows, label)
     if baseline not in groups or len(groups) < 2:
         return []
@@ -241,15 +263,15 @@ def common_time_table(rows: List[Dict], label: Callable, baseline: str) -> List[
     seeds = [s for s in by_seed[baseline] if all(s in runs for runs in by_seed.values())]
     if not seeds:
         return []
-    lines = ["", "Best validation BLEU at equal training time, seed by seed (the common time: "
-             "the shortest run of the seed; in brackets the updates of that validation):", "",
-             "| seed | common time (min) | " + " | ".join(groups) + " |",
+    lines = ["", f"Best validation BLEU at equal {what}, seed by seed ({common_is}; in "
+             "brackets the updates of that validation):", "",
+             f"| seed | {heading} | " + " | ".join(groups) + " |",
              "|" + "---|" * (len(groups) + 2)]
     best: Dict[str, List[float]] = {name: [] for name in groups}
     for seed in seeds:
-        common = min(runs[seed]["train_wall_s"] for runs in by_seed.values())
-        found = {name: best_within(runs[seed], common) for name, runs in by_seed.items()}
-        lines.append(f"| {seed} | {common / 60:.0f} | " + " | ".join(
+        common = min(extent(runs[seed]) for runs in by_seed.values())
+        found = {name: within(runs[seed], common) for name, runs in by_seed.items()}
+        lines.append(f"| {seed} | {fmt(common)} | " + " | ".join(
             f"{f[0]:.2f} ({f[1]})" if f else "-" for f in found.values()) + " |")
         if all(found.values()):  # a seed where a run had not validated yet stays out
             for name, f in found.items():
@@ -263,7 +285,7 @@ def common_time_table(rows: List[Dict], label: Callable, baseline: str) -> List[
         if name == baseline:
             continue
         diffs = [v - b for v, b in zip(values, base)]
-        lines.append(f"- {name} against {baseline} at equal time: "
+        lines.append(f"- {name} against {baseline} at equal {by}: "
                      f"{replication.mean_std(diffs)[0]:+.2f} on average "
                      f"({', '.join(f'{d:+.2f}' for d in diffs)}), higher in "
                      f"{sum(d > 0 for d in diffs)} and lower in {sum(d < 0 for d in diffs)} "
