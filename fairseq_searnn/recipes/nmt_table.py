@@ -10,8 +10,9 @@ BLEU)]``), ``best_valid``, ``test`` (``{"beamB": BLEU}``), ``signature`` and ``l
 
 import json
 from functools import partial
+from math import inf
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from fairseq_searnn.data import nmt_eval
 from fairseq_searnn.recipes import nmt_runs, replication, resumable
@@ -219,25 +220,33 @@ def best_within(row: Dict, seconds: float) -> Optional[Tuple[float, int]]:
     training (the first of equal bests), or None. A validation's time is its updates × the
     run's mean seconds per update (the curve keeps updates only); a run's own training time
     includes its last validation, whatever the rounding of that product."""
-    limit = seconds * (1 + 1e-9)
-    found = [(v, u) for u, v in row["valid_curve"] if u * row["s_per_update"] <= limit]
-    return max(found, key=lambda pair: pair[0]) if found else None
+    per_update = row["s_per_update"]
+    return best_by_updates(row, seconds * (1 + 1e-9) / per_update if per_update > 0 else inf)
 
 
-def best_by_updates(row: Dict, updates: int) -> Optional[Tuple[float, int]]:
+def best_by_updates(row: Dict, updates: float) -> Optional[Tuple[float, int]]:
     """``(BLEU, updates)`` of the best validation of ``row`` within its first ``updates``
     updates (the first of equal bests), or None."""
     found = [(v, u) for u, v in row["valid_curve"] if u <= updates]
     return max(found, key=lambda pair: pair[0]) if found else None
 
 
-# by: (what is equal, its common extent, the common column, a run's extent, best within, cell)
+class _Axis(NamedTuple):
+    """What :func:`common_time_table` holds equal across a seed's runs."""
+    what: str                      # "at equal {what}"
+    common_is: str                 # how the common extent is chosen
+    heading: str                   # its column
+    extent: Callable               # a run's own extent
+    best: Callable                 # best_within / best_by_updates
+    cell: Callable                 # the common extent as the column shows it
+
+
 _AXES = {
-    "time": ("training time", "the common time: the shortest run of the seed",
-             "common time (min)", lambda r: r["train_wall_s"], best_within,
-             lambda x: f"{x / 60:.0f}"),
-    "updates": ("updates", "the common updates: the fewest of the seed's runs",
-                "common updates", lambda r: r["updates"], best_by_updates, str),
+    "time": _Axis("training time", "the common time: the shortest run of the seed",
+                  "common time (min)", lambda r: r["train_wall_s"], best_within,
+                  lambda x: f"{x / 60:.0f}"),
+    "updates": _Axis("updates", "the common updates: the fewest of the seed's runs",
+                     "common updates", lambda r: r["updates"], best_by_updates, str),
 }
 
 
@@ -252,7 +261,7 @@ def common_time_table(rows: List[Dict], label: Callable, baseline: str,
     how many seeds it is above or below the baseline. One run per seed in a group."""
     if by not in _AXES:
         raise ValueError(f"by: 'time' or 'updates', not {by!r}")
-    what, common_is, heading, extent, within, fmt = _AXES[by]
+    axis = _AXES[by]
     groups = groups_of(rows, label)
     if baseline not in groups or len(groups) < 2:
         return []
@@ -263,15 +272,15 @@ def common_time_table(rows: List[Dict], label: Callable, baseline: str,
     seeds = [s for s in by_seed[baseline] if all(s in runs for runs in by_seed.values())]
     if not seeds:
         return []
-    lines = ["", f"Best validation BLEU at equal {what}, seed by seed ({common_is}; in "
-             "brackets the updates of that validation):", "",
-             f"| seed | {heading} | " + " | ".join(groups) + " |",
+    lines = ["", f"Best validation BLEU at equal {axis.what}, seed by seed ({axis.common_is}; "
+             "in brackets the updates of that validation):", "",
+             f"| seed | {axis.heading} | " + " | ".join(groups) + " |",
              "|" + "---|" * (len(groups) + 2)]
     best: Dict[str, List[float]] = {name: [] for name in groups}
     for seed in seeds:
-        common = min(extent(runs[seed]) for runs in by_seed.values())
-        found = {name: within(runs[seed], common) for name, runs in by_seed.items()}
-        lines.append(f"| {seed} | {fmt(common)} | " + " | ".join(
+        common = min(axis.extent(runs[seed]) for runs in by_seed.values())
+        found = {name: axis.best(runs[seed], common) for name, runs in by_seed.items()}
+        lines.append(f"| {seed} | {axis.cell(common)} | " + " | ".join(
             f"{f[0]:.2f} ({f[1]})" if f else "-" for f in found.values()) + " |")
         if all(found.values()):  # a seed where a run had not validated yet stays out
             for name, f in found.items():
